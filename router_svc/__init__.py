@@ -1,0 +1,1 @@
+"""llm-router service: all I/O (gRPC server, config, providers, storage, metrics, CLI)."""

@@ -1,0 +1,3 @@
+from router_svc.cli import main
+
+raise SystemExit(main())

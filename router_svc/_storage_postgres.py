@@ -1,0 +1,139 @@
+"""PostgreSQL decision store (psycopg 3): shared by several replicas; reconnects after outages."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from router_core.errors import StorageError
+from router_svc._storage import (
+    DECISION_COLUMNS,
+    DecisionRecord,
+    FeedbackRecord,
+    StoredDecision,
+    decision_row,
+    query_sql,
+    row_to_stored,
+    utc_day,
+)
+
+__all__ = ["PostgresStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    request_id TEXT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, day TEXT NOT NULL,
+    tenant TEXT NOT NULL, model TEXT NOT NULL, provider TEXT NOT NULL, strategy TEXT NOT NULL,
+    category TEXT NOT NULL, reason TEXT NOT NULL, outcome TEXT NOT NULL,
+    cost_usd DOUBLE PRECISION NOT NULL, reference_cost_usd DOUBLE PRECISION NOT NULL,
+    input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL,
+    decision_us DOUBLE PRECISION NOT NULL, latency_ms DOUBLE PRECISION NOT NULL,
+    ttft_ms DOUBLE PRECISION NOT NULL, escalated SMALLINT NOT NULL, ab_arm TEXT NOT NULL,
+    monitor_note TEXT NOT NULL, config_version TEXT NOT NULL, scores TEXT NOT NULL,
+    costs TEXT NOT NULL, prompt TEXT
+);
+CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts);
+CREATE INDEX IF NOT EXISTS decisions_tenant_day ON decisions (tenant, day);
+CREATE TABLE IF NOT EXISTS feedback (
+    id BIGSERIAL PRIMARY KEY, request_id TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL,
+    score DOUBLE PRECISION NOT NULL, source TEXT NOT NULL, comment TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id);
+"""
+
+_UPSERT = (
+    f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}) "
+    f"VALUES ({', '.join('%s' for _ in DECISION_COLUMNS)}) ON CONFLICT (request_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in DECISION_COLUMNS[1:])
+)
+_FEEDBACK = (
+    "INSERT INTO feedback (request_id, ts, score, source, comment) "
+    "SELECT %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM decisions WHERE request_id = %s)"
+)
+
+
+def _fb_args(fb: FeedbackRecord) -> tuple[object, ...]:
+    return (fb.request_id, fb.ts, fb.score, fb.source, fb.comment, fb.request_id)
+
+
+class PostgresStore:
+    """``DecisionStore`` on PostgreSQL; one connection, re-opened on the next call after a failure."""
+
+    def __init__(self, dsn: str, *, connect_timeout_s: float = 3.0) -> None:
+        self._dsn = dsn
+        self._timeout = connect_timeout_s
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection[Any] | None = None
+        with self._tx() as cur:
+            cur.execute(_SCHEMA)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._dsn, connect_timeout=max(1, int(self._timeout)))
+        return self._conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Cursor[Any]]:
+        with self._lock:
+            try:
+                conn = self._connect()
+                with conn.transaction(), conn.cursor() as cur:
+                    yield cur
+            except psycopg.Error as exc:
+                if self._conn is not None and (self._conn.broken or self._conn.closed):
+                    self._conn = None
+                raise StorageError("the PostgreSQL decision store is unavailable.") from exc
+
+    def write_batch(self, records: Sequence[DecisionRecord | FeedbackRecord]) -> int:
+        written = 0
+        with self._tx() as cur:
+            for rec in records:
+                if isinstance(rec, DecisionRecord):
+                    cur.execute(_UPSERT, decision_row(rec))
+                    written += 1
+                else:
+                    cur.execute(_FEEDBACK, _fb_args(rec))
+                    written += cur.rowcount
+        return written
+
+    def attach_feedback(self, fb: FeedbackRecord) -> bool:
+        with self._tx() as cur:
+            cur.execute(_FEEDBACK, _fb_args(fb))
+            return cur.rowcount > 0
+
+    def query(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        tenant: str | None = None,
+        request_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[StoredDecision]:
+        sql, args = query_sql(
+            "%s", since=since, until=until, tenant=tenant, request_id=request_id, limit=limit
+        )
+        with self._tx() as cur:
+            cur.execute(sql, args)  # type: ignore[arg-type]
+            rows = cur.fetchall()
+        return [row_to_stored(r) for r in rows]
+
+    def spend_today(self, tenant: str, *, now: float | None = None) -> float:
+        day = utc_day(time.time() if now is None else now)
+        with self._tx() as cur:
+            cur.execute(
+                "SELECT COALESCE(SUM(cost_usd), 0) FROM decisions WHERE tenant = %s AND day = %s",
+                (tenant, day),
+            )
+            row = cur.fetchone()
+        return float(row[0]) if row else 0.0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

@@ -1,0 +1,213 @@
+"""Batched writes of decisions and feedback, off the request path.
+
+``Recorder.record`` appends to a bounded in-memory queue (O(1), no I/O); a background thread
+flushes it every ``flush_interval_s`` in one transaction. When the database is down, routing is
+unaffected: the batch stays queued (oldest records dropped and counted once the queue is full),
+``llm_router_storage_up`` drops to 0, one ``storage_write_failed`` line is logged, and the
+backlog is written when the database returns (``storage_recovered``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from router_core.errors import StorageError
+from router_svc._metrics import Metrics
+from router_svc._storage import DecisionRecord, DecisionStore, FeedbackRecord
+
+__all__ = ["KnownRequest", "Recorder"]
+
+log = structlog.get_logger("llm_router.recorder")
+
+_Item = DecisionRecord | FeedbackRecord
+
+
+@dataclass(frozen=True, slots=True)
+class KnownRequest:
+    """What feedback needs to know about a recent request without reading the database."""
+
+    model: str
+    category: str
+    ab_arm: str
+
+
+class Recorder:
+    """Queue + flusher thread in front of a ``DecisionStore``.
+
+    Args:
+        store: the store, or a zero-argument factory that opens it (retried after failures, so
+            the service starts even when the database is down).
+        flush_interval_s: time between flushes.
+        max_queue: records kept in memory at most; beyond it the oldest are dropped (counted).
+        metrics: optional ``Metrics`` to update.
+        remember: how many recent request ids are kept for fast feedback acceptance.
+    """
+
+    def __init__(
+        self,
+        store: DecisionStore | Callable[[], DecisionStore],
+        *,
+        flush_interval_s: float = 1.0,
+        max_queue: int = 10_000,
+        metrics: Metrics | None = None,
+        remember: int = 200_000,
+    ) -> None:
+        self._factory = store if callable(store) and not hasattr(store, "write_batch") else None
+        self._store: DecisionStore | None = None if self._factory else store  # type: ignore[assignment]
+        self.flush_interval_s = flush_interval_s
+        self.max_queue = max_queue
+        self._metrics = metrics
+        self._queue: deque[_Item] = deque()
+        self._lock = threading.Lock()
+        self._known: OrderedDict[str, KnownRequest] = OrderedDict()
+        self._remember = remember
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._flush_lock = threading.Lock()
+        self.healthy = True
+        self.dropped = 0
+        self.written = 0
+        self.last_flush_ok: float = 0.0  # monotonic time of the last successful flush
+
+    # -- request path (never blocks on I/O) -------------------------------------------------
+
+    def record(self, rec: DecisionRecord) -> bool:
+        """Queue a decision; False if it displaced the oldest queued record (queue full)."""
+        with self._lock:
+            self._known[rec.request_id] = KnownRequest(rec.model, rec.category, rec.ab_arm)
+            self._known.move_to_end(rec.request_id)
+            if len(self._known) > self._remember:
+                self._known.popitem(last=False)
+            return self._append(rec)
+
+    def known(self, request_id: str) -> KnownRequest | None:
+        """The recent request with this id (recorded by this process), if still remembered."""
+        with self._lock:
+            return self._known.get(request_id)
+
+    def feedback(self, fb: FeedbackRecord) -> KnownRequest | None:
+        """Accept feedback; returns the request it is about, or None if the id is unknown.
+
+        Requests recorded by this process are answered from memory and the feedback is queued.
+        Others (another replica, or before a restart) are looked up in the store: this blocks,
+        so async callers run it in a thread. Raises ``StorageError`` if that lookup fails.
+        """
+        known = self.known(fb.request_id)
+        if known is not None:
+            with self._lock:
+                self._append(fb)
+            return known
+        store = self._open()
+        rows = store.query(request_id=fb.request_id)
+        if not rows or not store.attach_feedback(fb):
+            return None
+        r = rows[0].record
+        return KnownRequest(r.model, r.category, r.ab_arm)
+
+    def _append(self, item: _Item) -> bool:
+        ok = True
+        if len(self._queue) >= self.max_queue:
+            old = self._queue.popleft()
+            self._count_drop(old)
+            ok = False
+        self._queue.append(item)
+        if self._metrics is not None:
+            self._metrics.storage_queue.set(len(self._queue))
+        return ok
+
+    def _count_drop(self, item: _Item) -> None:
+        self.dropped += 1
+        if self._metrics is not None:
+            kind = "decision" if isinstance(item, DecisionRecord) else "feedback"
+            self._metrics.storage_dropped.labels(kind).inc()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    # -- background flushing ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the flusher thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="llm-router-recorder", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Flush what is queued (one attempt) and stop the thread; closes the store."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+        self.flush()
+        if self._store is not None:
+            try:
+                self._store.close()
+            except StorageError:
+                pass
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait(self.flush_interval_s)
+            if self._stopping:
+                return
+            self.flush()
+
+    def _open(self) -> DecisionStore:
+        if self._store is None:
+            assert self._factory is not None
+            self._store = self._factory()
+        return self._store
+
+    def flush(self) -> int:
+        """Write everything queued now; returns rows written (0 on failure, the batch is kept)."""
+        with self._flush_lock:
+            with self._lock:
+                batch = list(self._queue)
+                self._queue.clear()
+            if not batch:
+                return 0
+            try:
+                rows = self._open().write_batch(batch)
+            except StorageError as exc:
+                self._requeue(batch)
+                self._mark(ok=False, rows=0, error=exc)
+                return 0
+            self._mark(ok=True, rows=rows)
+            return rows
+
+    def _requeue(self, batch: list[_Item]) -> None:
+        with self._lock:
+            merged = batch + list(self._queue)
+            excess = len(merged) - self.max_queue
+            for item in merged[: max(0, excess)]:
+                self._count_drop(item)
+            self._queue = deque(merged[max(0, excess) :])
+
+    def _mark(self, *, ok: bool, rows: int, error: Exception | None = None) -> None:
+        m = self._metrics
+        if ok:
+            self.written += rows
+            self.last_flush_ok = time.monotonic()
+            if not self.healthy:
+                log.info("storage_recovered", rows=rows)
+            self.healthy = True
+        else:
+            if self.healthy:  # one line per outage, not one per flush
+                log.warning("storage_write_failed", error=str(error), queued=self.pending)
+            self.healthy = False
+        if m is not None:
+            m.storage_up.set(1 if ok else 0)
+            m.storage_queue.set(self.pending)
+            if rows or not ok:
+                m.storage_flushes.labels("ok" if ok else "error").inc()
+            if rows:
+                m.storage_written.inc(rows)

@@ -35,6 +35,7 @@ class Strategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STRATEGY_RULES: _ClassVar[Strategy]
     STRATEGY_CLASSIFIER: _ClassVar[Strategy]
     STRATEGY_CASCADE: _ClassVar[Strategy]
+    STRATEGY_DEFAULT: _ClassVar[Strategy]
 
 class AttemptOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -73,6 +74,7 @@ STRATEGY_UNSPECIFIED: Strategy
 STRATEGY_RULES: Strategy
 STRATEGY_CLASSIFIER: Strategy
 STRATEGY_CASCADE: Strategy
+STRATEGY_DEFAULT: Strategy
 ATTEMPT_OUTCOME_UNSPECIFIED: AttemptOutcome
 ATTEMPT_OUTCOME_OK: AttemptOutcome
 ATTEMPT_OUTCOME_FAILED: AttemptOutcome

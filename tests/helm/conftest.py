@@ -1,0 +1,112 @@
+"""Render the chart with the real Helm SDK (helm-python-sdk) and hand tests the parsed manifests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+helm = pytest.importorskip("helm_python", reason="helm-python-sdk is a dev dependency")
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART_DIR = ROOT / "helm" / "llm-router"
+CI_VALUES = sorted((CHART_DIR / "ci").glob("*-values.yaml"))
+RELEASE = "demo"
+NAMESPACE = "routing"
+MONITORING_API = "monitoring.coreos.com/v1"
+
+Manifest = dict[str, Any]
+Renderer = Callable[..., list[Manifest]]
+
+
+def load_values(path: Path) -> dict[str, Any]:
+    """One values file as a dict."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return data or {}
+
+
+def _render_raw(
+    chart: Any, values: dict[str, Any] | None, api_versions: Sequence[str], kube_version: str | None
+) -> dict[str, str]:
+    opts: dict[str, Any] = {"name": RELEASE, "namespace": NAMESPACE, "is_install": True}
+    if api_versions:
+        opts["api_versions"] = list(api_versions)
+    if kube_version:
+        opts["kube_version"] = kube_version
+    if not api_versions and not kube_version:
+        return chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)  # type: ignore[no-any-return]
+    # Chart.render() does not expose the capabilities, but the C ABI's render options do
+    # (the same fields as `helm template --api-versions --kube-version`).
+    from helm_python import _native
+
+    payload = json.dumps(values) if values is not None else None
+    rendered: dict[str, str] = json.loads(
+        _native.call_string("helm_render", chart._raw(), payload, json.dumps(opts))
+    )
+    return rendered
+
+
+def parse_manifests(rendered: dict[str, str]) -> list[Manifest]:
+    """Every non-empty YAML document of every rendered template, tagged with its template path."""
+    docs: list[Manifest] = []
+    for path, text in sorted(rendered.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                doc.setdefault("metadata", {}).setdefault("annotations", None)
+                if doc["metadata"]["annotations"] is None:
+                    del doc["metadata"]["annotations"]
+                docs.append({"__template__": path, **doc})
+    return docs
+
+
+@pytest.fixture(scope="session")
+def chart() -> Iterator[Any]:
+    loaded = helm.Chart.load(CHART_DIR)
+    try:
+        yield loaded
+    finally:
+        loaded.close()
+
+
+@pytest.fixture(scope="session")
+def render_templates(chart: Any) -> Callable[..., dict[str, str]]:
+    """``render_templates(values, api_versions=(), kube_version=None)`` -> {template: text}."""
+
+    def _render(
+        values: dict[str, Any] | None = None,
+        *,
+        api_versions: Sequence[str] = (),
+        kube_version: str | None = None,
+    ) -> dict[str, str]:
+        return _render_raw(chart, values, api_versions, kube_version)
+
+    return _render
+
+
+@pytest.fixture(scope="session")
+def render(render_templates: Callable[..., dict[str, str]]) -> Renderer:
+    """``render(values, api_versions=(), kube_version=None)`` -> parsed manifests."""
+
+    def _render(values: dict[str, Any] | None = None, **kwargs: Any) -> list[Manifest]:
+        return parse_manifests(render_templates(values, **kwargs))
+
+    return _render
+
+
+def by_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
+    """The manifests of one kind."""
+    return [m for m in manifests if m["kind"] == kind]
+
+
+def one(manifests: list[Manifest], kind: str, name_suffix: str = "") -> Manifest:
+    """The single manifest of ``kind`` whose name ends with ``name_suffix``."""
+    found = [m for m in by_kind(manifests, kind) if m["metadata"]["name"].endswith(name_suffix)]
+    found = [m for m in found if name_suffix or not m["metadata"]["name"].endswith("-headless")]
+    assert len(found) == 1, f"expected one {kind} *{name_suffix}, got {[m['metadata']['name'] for m in found]}"
+    return found[0]

@@ -4,8 +4,29 @@ from __future__ import annotations
 
 from router_core._extract import extract_features
 from router_core._feature_spec import FeatureSpec
+from router_core._catalog import Catalog
+from router_core._config import ModelSpec, RouterConfig, default_config_path, load_config
+from router_core._costs import estimate_cost, estimate_tokens
+from router_core._decision import CascadeStep, Decision, QualityPredictor, RouteRequest
+from router_core._policies import POLICIES, Policy
+from router_core._router import Router, load_router
 
 __all__ = [
     "FeatureSpec",
     "extract_features",
+    "CascadeStep",
+    "Catalog",
+    "Decision",
+    "ModelSpec",
+    "POLICIES",
+    "Policy",
+    "QualityPredictor",
+    "RouteRequest",
+    "Router",
+    "RouterConfig",
+    "default_config_path",
+    "estimate_cost",
+    "estimate_tokens",
+    "load_config",
+    "load_router",
 ]

@@ -1,0 +1,379 @@
+"""Routing policies: an abstract ``Policy`` with one scoring method and a concrete ``decide()``.
+
+Policies are registered by name in ``POLICIES``; the router runs them in order (rules, then
+the classifier or the cascade) and ends with ``DefaultPolicy``. Everything a policy needs
+from the config is computed in its constructor, so ``score()`` touches only tuples and floats.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Sequence
+from typing import ClassVar, NamedTuple
+
+from router_core._catalog import Catalog
+from router_core._config import RouterConfig
+from router_core._decision import CascadeStep, Decision, QualityPredictor, RouteRequest
+from router_core._modes import MODES, ModeParams
+from router_core._rules import CompiledRule, compile_rule
+from router_core.errors import NoRouteAvailable
+
+__all__ = [
+    "POLICIES",
+    "CascadePolicy",
+    "Choice",
+    "ClassifierPolicy",
+    "DefaultPolicy",
+    "Plan",
+    "Policy",
+    "RequestContext",
+    "RulesPolicy",
+]
+
+
+class Plan:
+    """What every policy shares for one config: the config, catalog, quality model and the
+    per-model constants of the decision path."""
+
+    __slots__ = (
+        "all_eligible",
+        "all_indices",
+        "by_cost",
+        "catalog",
+        "config",
+        "cost_per_input_token",
+        "cost_of_output",
+        "fit_window",
+        "output_tokens",
+        "predicted",
+        "predictor",
+        "version",
+        "_meta",
+    )
+
+    def __init__(
+        self, config: RouterConfig, catalog: Catalog, predictor: QualityPredictor | None
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.predictor = predictor
+        self.version = config.version
+        out = config.routing.output_tokens_estimate
+        self.output_tokens = out
+        self.cost_per_input_token = tuple(p / 1e6 for p in catalog.input_price)
+        self.cost_of_output = tuple(out * p / 1e6 for p in catalog.output_price)
+        # requests up to this many input tokens fit every model's context window
+        self.fit_window = min(catalog.context_window) - out
+        self.all_eligible = (True,) * len(catalog)
+        self.all_indices = tuple(range(len(catalog)))
+        predicted = tuple(i for i, j in enumerate(catalog.quality_index) if j >= 0)
+        self.predicted = self.all_indices if predicted == self.all_indices else predicted
+        self.by_cost = _cost_order(catalog)
+        self._meta: dict[str, tuple[str, ...]] = {"": ()}
+
+    def meta(self, task_type: str) -> tuple[str, ...]:
+        """The quality model's metadata tokens for a task type (cached)."""
+        tokens = self._meta.get(task_type)
+        if tokens is None:
+            tokens = (f"task_type={task_type}",)
+            if len(self._meta) < 1024:  # bounded: task types come from callers
+                self._meta[task_type] = tokens
+        return tokens
+
+
+def _cost_order(catalog: Catalog) -> tuple[int, ...] | None:
+    """Catalog indices by ascending cost, if that order is the same for every token count
+    (input and output prices rank the models alike); else None."""
+    n = len(catalog)
+    by_input = sorted(range(n), key=lambda i: (catalog.input_price[i], catalog.output_price[i]))
+    by_output = sorted(range(n), key=lambda i: (catalog.output_price[i], catalog.input_price[i]))
+    return tuple(by_input) if by_input == by_output else None
+
+
+class Choice(NamedTuple):
+    """A policy's pick: a catalog index and why."""
+
+    index: int
+    reason: str
+    category: str = ""
+    cascade: tuple[CascadeStep, ...] = ()
+
+
+class RequestContext:
+    """One request's derived values: token estimate, per-model cost, eligibility, predictions.
+
+    ``eligible[i]`` says whether catalog model ``i`` passes the request's filters (context
+    window, capabilities, max cost); ``eligible_indices`` lists those models in catalog order.
+    """
+
+    __slots__ = (
+        "costs",
+        "eligible",
+        "eligible_indices",
+        "input_tokens",
+        "plan",
+        "req",
+        "start_ns",
+        "use_model",
+        "_q",
+    )
+
+    def __init__(
+        self, plan: Plan, req: RouteRequest, input_tokens: int, start_ns: int, use_model: bool
+    ) -> None:
+        self.plan = plan
+        self.req = req
+        self.input_tokens = input_tokens
+        self.start_ns = start_ns
+        self.use_model = use_model and plan.predictor is not None
+        self._q: list[float | None] | None = None
+        t = input_tokens
+        self.costs = costs = [
+            t * a + b for a, b in zip(plan.cost_per_input_token, plan.cost_of_output, strict=True)
+        ]
+        caps = req.capabilities
+        max_cost = req.max_cost_usd
+        if not caps and max_cost <= 0 and t <= plan.fit_window:
+            self.eligible: Sequence[bool] = plan.all_eligible  # the common case: no filter bites
+            self.eligible_indices: Sequence[int] = plan.all_indices
+            return
+        need = t + plan.output_tokens
+        wanted = frozenset(caps)
+        cat = plan.catalog
+        self.eligible = eligible = [
+            window >= need and wanted <= have and (max_cost <= 0 or cost <= max_cost)
+            for window, have, cost in zip(cat.context_window, cat.capabilities, costs, strict=True)
+        ]
+        self.eligible_indices = [i for i, ok in enumerate(eligible) if ok]
+
+    def quality(self) -> list[float | None]:
+        """Predicted quality per catalog index (None where the model has no prediction)."""
+        q = self._q
+        if q is None:
+            predictor = self.plan.predictor
+            if predictor is None or not self.use_model:
+                q = [None] * len(self.costs)
+            else:
+                raw = predictor.predict(self.req.text, self.plan.meta(self.req.task_type)).tolist()
+                q = [raw[j] if j >= 0 else None for j in self.plan.catalog.quality_index]
+            self._q = q
+        return q
+
+    def ranked(self, exclude: Collection[int] = ()) -> list[int]:
+        """Eligible indices by descending predicted quality, then cost; unpredicted ones last
+        in catalog order."""
+        q = self.quality()
+        costs = self.costs
+        scored = []
+        unscored = []
+        for i in self.eligible_indices:
+            if i in exclude:
+                continue
+            qi = q[i]
+            if qi is None:
+                unscored.append(i)
+            else:
+                scored.append((-qi, costs[i], i))
+        scored.sort()
+        return [k[2] for k in scored] + unscored
+
+    def decision(self, strategy: str, choice: Choice) -> Decision:
+        """Assemble the decision for ``choice`` (scores, costs, fallbacks, timing)."""
+        plan = self.plan
+        cat = plan.catalog
+        names = cat.names
+        q = self._q if self._q is not None else self.quality()
+        costs = self.costs
+        chosen = choice.index
+        if self.eligible is plan.all_eligible and plan.predicted is plan.all_indices and self.use_model:
+            # the common case, in C loops: every model eligible and predicted
+            scores = dict(zip(names, q))  # noqa: B905 (same length by construction)
+            cost_map = dict(zip(names, costs))  # noqa: B905
+            if not choice.cascade and plan.by_cost is not None:
+                # stable sort of the cost-ordered indices: equal quality keeps cheaper first
+                order = sorted(plan.by_cost, key=q.__getitem__, reverse=True)  # type: ignore[arg-type]
+                fallbacks = tuple([names[i] for i in order if i != chosen])
+            else:
+                fallbacks = self._fallbacks(choice)
+        else:
+            indices = self.eligible_indices
+            scores = {names[i]: q[i] for i in indices if q[i] is not None}
+            cost_map = {names[i]: costs[i] for i in indices}
+            fallbacks = self._fallbacks(choice)
+        req = self.req
+        return Decision(
+            model=names[choice.index],
+            provider=cat.providers[choice.index],
+            strategy=strategy,
+            reason=choice.reason,
+            scores=scores,  # type: ignore[arg-type]
+            costs=cost_map,
+            fallbacks=fallbacks,
+            cascade=choice.cascade,
+            category=req.task_type or choice.category or "general",
+            config_version=plan.version,
+            decision_us=(time.perf_counter_ns() - self.start_ns) / 1000.0,
+            input_tokens=self.input_tokens,
+            request_id=req.request_id,
+        )
+
+    def _fallbacks(self, choice: Choice) -> tuple[str, ...]:
+        if choice.cascade:
+            index = self.plan.catalog.index
+            exclude: Collection[int] = {index[step.model] for step in choice.cascade}
+        else:
+            exclude = (choice.index,)
+        names = self.plan.catalog.names
+        return tuple([names[i] for i in self.ranked(exclude)])
+
+
+class Policy(ABC):
+    """A routing policy. Subclasses implement ``score``; ``decide`` is shared."""
+
+    name: ClassVar[str]
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+    @classmethod
+    def unavailable(cls, plan: Plan) -> str:
+        """Why this policy cannot run with this plan ("" if it can)."""
+        return ""
+
+    @abstractmethod
+    def score(self, ctx: RequestContext) -> Choice | None:
+        """Pick a catalog model for this request, or None to leave it to the next policy."""
+
+    def decide(self, ctx: RequestContext) -> Decision | None:
+        """The decision for the model ``score`` picks, or None."""
+        choice = self.score(ctx)
+        return None if choice is None else ctx.decision(self.name, choice)
+
+
+class RulesPolicy(Policy):
+    """The first rule (in config order) that matches and whose model passes the filters."""
+
+    name = "rules"
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(plan)
+        index = plan.catalog.index
+        self.rules: tuple[CompiledRule, ...] = tuple(
+            compile_rule(rule, index[rule.model]) for rule in plan.config.routing.rules
+        )
+
+    def score(self, ctx: RequestContext) -> Choice | None:
+        eligible = ctx.eligible
+        for rule in self.rules:
+            if eligible[rule.model_index] and rule.matches(ctx.req, ctx.input_tokens):
+                return Choice(rule.model_index, f"rule {rule.name}", rule.category)
+        return None
+
+
+class ClassifierPolicy(Policy):
+    """Predicted quality per candidate, turned into a pick by the configured mode."""
+
+    name = "classifier"
+
+    @classmethod
+    def unavailable(cls, plan: Plan) -> str:
+        return "" if plan.predictor is not None else "no router model is loaded"
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(plan)
+        config = plan.config
+        clf = config.routing.classifier
+        cat = plan.catalog
+        qidx = cat.quality_index
+        for i, name in enumerate(clf.candidates):
+            if qidx[cat.index[name]] < 0:
+                raise config.error(
+                    ("routing", "classifier", "candidates", i), _unpredicted(name)
+                )
+        names = clf.candidates or cat.names
+        self.candidates = tuple(cat.index[n] for n in names if qidx[cat.index[n]] >= 0)
+        if not self.candidates:
+            raise config.error(("routing", "classifier"), "no catalog model has a quality prediction")
+        for key in ("strong", "weak"):
+            pair_name = getattr(clf, key)
+            if pair_name is not None and qidx[cat.index[pair_name]] < 0:
+                raise config.error(("routing", "classifier", key), _unpredicted(pair_name))
+        card = getattr(plan.predictor, "card", None)
+        kind = card.get("routing_score", "diff") if isinstance(card, dict) else "diff"
+        self.params = ModeParams.from_config(clf, cat, str(kind))
+        self.mode = MODES[clf.mode]
+
+    def score(self, ctx: RequestContext) -> Choice | None:
+        eligible = ctx.eligible
+        if eligible is self.plan.all_eligible:
+            candidates: Sequence[int] = self.candidates
+        else:
+            candidates = [i for i in self.candidates if eligible[i]]
+        if not candidates:
+            return None
+        picked = self.mode.pick(ctx, candidates, self.params)
+        return None if picked is None else Choice(picked[0], picked[1])
+
+
+def _unpredicted(name: str) -> str:
+    return f"model {name!r} is not an output of the router model; set its quality_ref"
+
+
+class CascadePolicy(Policy):
+    """The cheapest cascade model first; the service escalates along ``Decision.cascade``."""
+
+    name = "cascade"
+
+    @classmethod
+    def unavailable(cls, plan: Plan) -> str:
+        return "" if plan.config.routing.cascade.models else "routing.cascade.models is empty"
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(plan)
+        index = plan.catalog.index
+        self.steps = tuple(
+            (index[s.model], s.model, s.min_confidence) for s in plan.config.routing.cascade.models
+        )
+
+    def score(self, ctx: RequestContext) -> Choice | None:
+        eligible = ctx.eligible
+        steps = [s for s in self.steps if eligible[s[0]]]
+        if not steps:
+            return None
+        cascade = tuple(
+            CascadeStep(name, conf if k < len(steps) - 1 else 0.0)
+            for k, (_, name, conf) in enumerate(steps)
+        )
+        reason = "cascade " + " -> ".join(step.model for step in cascade)
+        return Choice(steps[0][0], reason, "", cascade)
+
+
+class DefaultPolicy(Policy):
+    """The configured default model, or the best remaining candidate if it is filtered out."""
+
+    name = "default"
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__(plan)
+        default = plan.config.routing.default or plan.catalog.names[0]
+        self.index = plan.catalog.index[default]
+
+    def score(self, ctx: RequestContext) -> Choice:
+        if ctx.eligible[self.index]:
+            return Choice(self.index, "default model")
+        ranked = ctx.ranked()
+        if not ranked:
+            raise NoRouteAvailable(
+                f"no configured model fits this request ({ctx.input_tokens} estimated input "
+                f"tokens, capabilities {list(ctx.req.capabilities) or 'none'}, "
+                f"max cost {ctx.req.max_cost_usd or 'unlimited'})"
+            )
+        return Choice(ranked[0], "default model filtered out; best remaining candidate")
+
+
+POLICIES: dict[str, type[Policy]] = {
+    RulesPolicy.name: RulesPolicy,
+    ClassifierPolicy.name: ClassifierPolicy,
+    CascadePolicy.name: CascadePolicy,
+}

@@ -1,0 +1,166 @@
+"""The outermost server interceptor: contextvars, one canonical log line per RPC, error mapping.
+
+For every ``llm_router.v1.Router`` method it clears the structlog contextvars, binds ``rpc``,
+runs the handler (the servicer binds request id, strategy, model, tokens ... as it learns
+them), translates a ``RouterError`` into its status (``_status.py``), turns anything else
+into INTERNAL (logged with its traceback, never sent to the caller), and writes one line,
+``rpc_handled``, with the status code and latency. Health and reflection pass through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
+
+import grpc
+import structlog
+
+from router_core.errors import RouterError
+from router_svc._logging import get_logger
+from router_svc._status import status_for
+
+__all__ = ["CanonicalLogInterceptor", "RpcObserver"]
+
+ROUTER_PREFIX = "/llm_router.v1.Router/"
+
+_log = get_logger(__name__)
+_bind = structlog.contextvars.bind_contextvars
+_clear = structlog.contextvars.clear_contextvars
+
+
+class RpcObserver(Protocol):
+    """Receives one observation per finished RPC (e.g. a Prometheus histogram)."""
+
+    def observe_rpc(self, rpc: str, code: str, seconds: float) -> None: ...
+
+
+def _code_name(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    code = context.code()
+    if code is None:
+        return "OK"
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    return str(code)
+
+
+class _Call:
+    """Bookkeeping of one RPC: start time, final code, the canonical line."""
+
+    __slots__ = ("code", "observer", "rpc", "start")
+
+    def __init__(self, rpc: str, observer: RpcObserver | None) -> None:
+        _clear()
+        _bind(rpc=rpc)
+        self.rpc = rpc
+        self.observer = observer
+        self.code = "OK"
+        self.start = time.perf_counter()
+
+    async def fail(self, exc: Exception, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """Log ``exc`` and abort the call with its mapped status (raises AbortError)."""
+        code, detail = status_for(exc)
+        self.code = code.name
+        if isinstance(exc, RouterError):
+            _bind(error=detail)
+        else:
+            _log.exception("rpc_crashed", error_type=type(exc).__name__)
+        await context.abort(code, detail)
+
+    def finish(self) -> None:
+        seconds = time.perf_counter() - self.start
+        latency_ms = round(seconds * 1000.0, 3)
+        if self.code == "OK":
+            _log.info("rpc_handled", code=self.code, latency_ms=latency_ms)
+        elif self.code == "INTERNAL":
+            _log.error("rpc_handled", code=self.code, latency_ms=latency_ms)
+        else:
+            _log.warning("rpc_handled", code=self.code, latency_ms=latency_ms)
+        if self.observer is not None:
+            self.observer.observe_rpc(self.rpc, self.code, seconds)
+
+
+class CanonicalLogInterceptor(grpc.aio.ServerInterceptor):
+    """Binds contextvars, maps errors to statuses and logs one line per Router RPC."""
+
+    def __init__(self, observer: RpcObserver | None = None) -> None:
+        self._observer = observer
+        self._wrapped: dict[grpc.RpcMethodHandler, grpc.RpcMethodHandler] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        if handler is None or not method.startswith(ROUTER_PREFIX):
+            return handler
+        wrapped = self._wrapped.get(handler)
+        if wrapped is None:
+            wrapped = self._wrap(handler, method[len(ROUTER_PREFIX) :])
+            self._wrapped[handler] = wrapped
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, rpc: str) -> grpc.RpcMethodHandler:
+        codec = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(self._unary(handler.unary_unary, rpc), **codec)
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(self._unary(handler.stream_unary, rpc), **codec)
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(self._stream(handler.unary_stream, rpc), **codec)
+        return grpc.stream_stream_rpc_method_handler(self._stream(handler.stream_stream, rpc), **codec)
+
+    def _unary(self, behavior: Any, rpc: str) -> Any:
+        observer = self._observer
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            call = _Call(rpc, observer)
+            try:
+                return await behavior(request, context)
+            except grpc.aio.AbortError:
+                call.code = _code_name(context)
+                raise
+            except asyncio.CancelledError:
+                call.code = "CANCELLED"
+                raise
+            except Exception as exc:  # noqa: BLE001 - the one catch-all (house style)
+                await call.fail(exc, context)
+            finally:
+                if call.code == "OK":
+                    call.code = _code_name(context)
+                call.finish()
+
+        return unary
+
+    def _stream(self, behavior: Any, rpc: str) -> Any:
+        observer = self._observer
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            call = _Call(rpc, observer)
+            try:
+                # aclosing: however this generator ends, the servicer's generator (and the
+                # upstream stream it holds) is closed now, not whenever it is collected
+                async with contextlib.aclosing(behavior(request, context)) as inner:
+                    async for item in inner:
+                        yield item
+            except grpc.aio.AbortError:
+                call.code = _code_name(context)
+                raise
+            except (asyncio.CancelledError, GeneratorExit):
+                call.code = "CANCELLED"
+                raise
+            except Exception as exc:  # noqa: BLE001 - the one catch-all (house style)
+                await call.fail(exc, context)
+            finally:
+                if call.code == "OK":
+                    call.code = _code_name(context)
+                call.finish()
+
+        return stream

@@ -1,0 +1,306 @@
+"""The ``llm_router.v1.Router`` servicer: validate, decide inline, convert.
+
+The decision is microseconds of CPU, so it runs on the event loop (no thread hop). Every
+call reads the router snapshot once (``RouterState.current``); a reload during the call
+does not affect it. Errors are raised as ``RouterError`` and mapped to a status by the
+interceptor; RouteStream instead reports a bad item in that item's ``status`` and goes on.
+Collaborators are explicit constructor arguments so that other parts plug in:
+``completer`` (Complete), ``feedback_sink`` (Feedback), ``recorder`` (decision log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import grpc
+import structlog
+
+from llm_router.v1 import router_pb2 as pb
+from llm_router.v1 import router_pb2_grpc
+from router_core._decision import Decision, RouteRequest
+from router_core.errors import InvalidRequest, RouterError
+from router_svc._convert import (
+    ParsedRequest,
+    decision_to_proto,
+    error_decision,
+    feedback_score,
+    feedback_source,
+    parse_route_request,
+    pin_model,
+    summary_to_proto,
+)
+from router_svc._events import CompletionResult, Delta
+from router_svc._status import status_for
+
+if TYPE_CHECKING:
+    from router_svc._events import CompletionEvent
+    from router_svc._state import RouterSnapshot, RouterState
+    from router_svc._storage import DecisionRecord, FeedbackRecord
+    from router_svc.providers._base import ChatMessage
+
+__all__ = [
+    "Completer",
+    "DecisionHook",
+    "DecisionMetrics",
+    "DecisionRecorder",
+    "FeedbackSink",
+    "RouterServicer",
+]
+
+MAX_COMMENT_CHARS = 4000
+_bind = structlog.contextvars.bind_contextvars
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class Completer(Protocol):
+    """Calls upstreams for a decision: ``router_svc._completion.Completer`` satisfies it."""
+
+    def run(
+        self,
+        decision: Decision,
+        messages: Sequence[ChatMessage],
+        deadline: float | None = None,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        capabilities: Sequence[str] = (),
+    ) -> AsyncIterator[CompletionEvent]: ...
+
+
+class FeedbackSink(Protocol):
+    """Accepts feedback (``Recorder``); returns None when the request id is unknown. May block."""
+
+    def feedback(self, fb: FeedbackRecord) -> object | None: ...
+
+
+class DecisionRecorder(Protocol):
+    """Queues a decision for the log (``Recorder``); must not block."""
+
+    def record(self, rec: DecisionRecord) -> bool: ...
+
+
+class DecisionMetrics(Protocol):
+    """Counts decisions and completions (``Metrics``)."""
+
+    def observe_decision(self, decision: Any, decision_s: float) -> None: ...
+    def observe_cost(self, model: str, category: str, usd: float, reference_usd: float) -> None: ...
+    def observe_usage(self, model: str, input_tokens: int, output_tokens: int) -> None: ...
+
+
+# Adjusts a decision after the core made it (quality monitor, A/B, budgets); may raise a
+# RouterError (e.g. BudgetExhausted). Runs inline, so it must be microseconds and never block.
+DecisionHook = Callable[[RouteRequest, Decision], Decision]
+
+
+class RouterServicer(router_pb2_grpc.RouterServicer):
+    """Implements Route, RouteStream, Complete and Feedback over a ``RouterState``.
+
+    Args:
+        state: the router holder (snapshot read once per call).
+        completer: runs Complete (None: Complete answers UNIMPLEMENTED).
+        completer_for: alternatively, the completer for a snapshot (rebuilt on reload).
+        feedback_sink: stores Feedback (None: Feedback answers UNIMPLEMENTED).
+        recorder: the decision log.
+        metrics: decision and cost metrics.
+        hooks: decision adjustments, applied in order after the core decided.
+        store_prompts: put the prompt in decision records (config ``storage.store_prompts``).
+    """
+
+    def __init__(
+        self,
+        state: RouterState,
+        *,
+        completer: Completer | None = None,
+        completer_for: Callable[[RouterSnapshot], Completer] | None = None,
+        feedback_sink: FeedbackSink | None = None,
+        recorder: DecisionRecorder | None = None,
+        metrics: DecisionMetrics | None = None,
+        hooks: Sequence[DecisionHook] = (),
+        store_prompts: bool = False,
+    ) -> None:
+        self._state = state
+        self._completer_for = completer_for or (None if completer is None else (lambda _s: completer))
+        self._feedback = feedback_sink
+        self._recorder = recorder
+        self._metrics = metrics
+        self._hooks = tuple(hooks)
+        self._store_prompts = store_prompts
+
+    def _decide(self, snap: RouterSnapshot, parsed: ParsedRequest) -> Decision:
+        request = parsed.request
+        decision = snap.router.decide(request)
+        for hook in self._hooks:
+            decision = hook(request, decision)
+        if parsed.pinned_model:
+            decision = pin_model(decision, snap.catalog[parsed.pinned_model])
+        if self._metrics is not None:
+            self._metrics.observe_decision(decision, decision.decision_us / 1e6)
+        return decision
+
+    def _record(self, parsed: ParsedRequest, decision: Decision, **outcome: Any) -> None:
+        if self._recorder is None:
+            return
+        from router_svc._storage import DecisionRecord
+
+        request = parsed.request
+        self._recorder.record(
+            DecisionRecord(
+                request_id=request.request_id,
+                ts=time.time(),
+                tenant=request.tenant,
+                model=outcome.pop("model", decision.model),
+                provider=decision.provider,
+                strategy=decision.strategy,
+                category=decision.category,
+                reason=decision.reason,
+                cost_usd=outcome.pop("cost_usd", decision.costs.get(decision.model, 0.0)),
+                input_tokens=outcome.pop("input_tokens", decision.input_tokens),
+                decision_us=decision.decision_us,
+                monitor_note=decision.monitor_note,
+                config_version=decision.config_version,
+                scores=decision.scores,
+                costs=decision.costs,
+                prompt=request.text if self._store_prompts else None,
+                **outcome,
+            )
+        )
+
+    async def Route(self, request: pb.RouteRequest, context: Context) -> pb.RouteDecision:
+        snap = self._state.current
+        parsed = parse_route_request(request, snap)
+        request_id = parsed.request.request_id
+        _bind(request_id=request_id)
+        decision = self._decide(snap, parsed)
+        _bind(
+            strategy=decision.strategy,
+            model=decision.model,
+            category=decision.category,
+            decision_us=round(decision.decision_us, 1),
+        )
+        self._record(parsed, decision)
+        return decision_to_proto(decision, request_id, snap.catalog)
+
+    async def RouteStream(
+        self, request_iterator: AsyncIterator[pb.RouteRequest], context: Context
+    ) -> AsyncIterator[pb.RouteDecision]:
+        items = failed = 0
+        try:
+            async for request in request_iterator:
+                items += 1
+                snap = self._state.current  # per item: a long stream picks up reloads
+                try:
+                    parsed = parse_route_request(request, snap)
+                    decision = self._decide(snap, parsed)
+                except RouterError as exc:
+                    failed += 1
+                    code, detail = status_for(exc)
+                    yield error_decision(request.request_id, code.value[0], detail)
+                    continue
+                self._record(parsed, decision)
+                yield decision_to_proto(decision, parsed.request.request_id, snap.catalog)
+        finally:
+            _bind(items=items, failed_items=failed)
+
+    async def Complete(
+        self, request: pb.CompleteRequest, context: Context
+    ) -> AsyncIterator[pb.CompleteEvent]:
+        snap = self._state.current
+        if self._completer_for is None:
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED, "Complete is not enabled on this server (no completer)."
+            )
+        completer = self._completer_for(snap)  # type: ignore[misc]
+        start = time.monotonic()
+        parsed = parse_route_request(request.request, snap)
+        _check_sampling(request)
+        request_id = parsed.request.request_id
+        _bind(request_id=request_id)
+        decision = self._decide(snap, parsed)
+        _bind(strategy=decision.strategy, model=decision.model, category=decision.category)
+        yield pb.CompleteEvent(decision=decision_to_proto(decision, request_id, snap.catalog))
+        budget = snap.config.timeouts.total_timeout_s
+        remaining = context.time_remaining()
+        if remaining is not None:
+            budget = min(budget, remaining)
+        events = completer.run(
+            decision,
+            parsed.messages,
+            start + budget,
+            max_tokens=request.max_tokens if request.HasField("max_tokens") else None,
+            temperature=request.temperature if request.HasField("temperature") else None,
+            capabilities=parsed.request.capabilities,
+        )
+        outcome = "failed"
+        try:
+            async for event in events:
+                if isinstance(event, Delta):
+                    yield pb.CompleteEvent(delta=pb.Delta(text=event.text))
+                elif isinstance(event, CompletionResult):
+                    outcome = "completed"
+                    self._finish(parsed, decision, event)
+                    yield pb.CompleteEvent(summary=summary_to_proto(event))
+        finally:
+            # cancellation or a failed write: close the upstream stream now
+            await events.aclose()  # type: ignore[attr-defined]
+            if outcome == "failed":
+                self._record(parsed, decision, outcome="failed", cost_usd=0.0)
+
+    def _finish(self, parsed: ParsedRequest, decision: Decision, result: CompletionResult) -> None:
+        _bind(
+            answered_by=result.model,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            cost_usd=round(result.cost_usd, 8),
+            ttft_ms=round(result.ttft_ms, 3),
+            attempts=len(result.attempts),
+        )
+        if self._metrics is not None:
+            self._metrics.observe_cost(result.model, decision.category, result.cost_usd, 0.0)
+            self._metrics.observe_usage(result.model, result.input_tokens, result.output_tokens)
+        self._record(
+            parsed,
+            decision,
+            model=result.model,
+            outcome="completed",
+            cost_usd=result.cost_usd,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            latency_ms=result.total_ms,
+            ttft_ms=result.ttft_ms,
+            escalated=any(a.outcome == "rejected" for a in result.attempts),
+        )
+
+    async def Feedback(self, request: pb.FeedbackRequest, context: Context) -> pb.FeedbackResponse:
+        sink = self._feedback
+        if sink is None:
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED,
+                "Feedback is not enabled on this server (no feedback store is configured).",
+            )
+        from router_svc._storage import FeedbackRecord
+
+        if not request.request_id:
+            raise InvalidRequest("request_id is required: the id of the routed request.")
+        if len(request.comment) > MAX_COMMENT_CHARS:
+            raise InvalidRequest(f"comment is longer than {MAX_COMMENT_CHARS} characters.")
+        _bind(request_id=request.request_id)
+        record = FeedbackRecord(
+            request_id=request.request_id,
+            score=feedback_score(request),
+            source=feedback_source(request),
+            comment=request.comment,
+        )
+        # an id this process did not route is looked up in the database: off the event loop
+        known = await asyncio.to_thread(sink.feedback, record)  # type: ignore[union-attr]
+        _bind(accepted=known is not None)
+        return pb.FeedbackResponse(accepted=known is not None)
+
+
+def _check_sampling(request: pb.CompleteRequest) -> None:
+    if request.HasField("max_tokens") and request.max_tokens == 0:
+        raise InvalidRequest("max_tokens must be at least 1 when set.")
+    if request.HasField("temperature") and not 0.0 <= request.temperature <= 2.0:
+        raise InvalidRequest("temperature must be between 0 and 2.")

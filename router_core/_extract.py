@@ -8,10 +8,7 @@ import numpy as np
 
 from router_core._feature_spec import FeatureSpec
 
-try:
-    from router_core._features import extract as _extract
-except ImportError:  # pragma: no cover - until the extension is built
-    from router_core._features_ref import extract_features as _extract
+from router_core._features import extract as _extract
 
 __all__ = ["extract_features"]
 

@@ -69,8 +69,8 @@ class FeatureSpec:
             raise ModelError(
                 f"feature spec needs 1 <= char_ngram_min <= char_ngram_max <= {_MAX_NGRAM}."
             )
-        if not 1 <= self.max_chars <= 1 << 30:
-            raise ModelError("feature spec max_chars must be in [1, 2**30].")
+        if not 1 <= self.max_chars <= 1 << 26:
+            raise ModelError("feature spec max_chars must be in [1, 2**26].")
         if not N_SIGNALS <= self.n_dense <= (1 << self.hash_bits) // 2:
             raise ModelError(
                 f"feature spec n_dense must be in [{N_SIGNALS}, 2**hash_bits / 2]."

@@ -20,12 +20,13 @@ class _Frozen(BaseModel):
 class StorageSettings(_Frozen):
     """Decision log and feedback store.
 
-    ``url``: ``sqlite:///path/to/file.db`` (embedded default) or ``postgresql://user@host/db``
+    ``url``: ``sqlite:///abs/path.db`` or ``sqlite://./relative.db`` (embedded default) or
+    ``postgresql://user@host/db``
     (several replicas share it); empty disables logging. Prompts are stored only when
     ``store_prompts`` is true (needed by ``llm-router export-training-data``).
     """
 
-    url: str = "sqlite:///var/lib/llm-router/decisions.db"
+    url: str = "sqlite://./llm-router-decisions.db"
     flush_interval_s: float = Field(1.0, gt=0, le=60)
     max_queue: int = Field(10_000, ge=1)
     store_prompts: bool = False

@@ -71,6 +71,7 @@ class Recorder:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._flush_lock = threading.Lock()
+        self._open_lock = threading.Lock()
         self.healthy = True
         self.dropped = 0
         self.written = 0
@@ -110,6 +111,10 @@ class Recorder:
             return None
         r = rows[0].record
         return KnownRequest(r.model, r.category, r.ab_arm)
+
+    def spend_today(self, tenant: str) -> float:
+        """The tenant's stored spend today (blocking; for ``BudgetGuard``)."""
+        return self._open().spend_today(tenant)
 
     def _append(self, item: _Item) -> bool:
         ok = True
@@ -162,10 +167,14 @@ class Recorder:
             self.flush()
 
     def _open(self) -> DecisionStore:
-        if self._store is None:
-            assert self._factory is not None
-            self._store = self._factory()
-        return self._store
+        store = self._store
+        if store is None:
+            with self._open_lock:  # flusher, budget refresh and feedback threads may race here
+                if self._store is None:
+                    assert self._factory is not None
+                    self._store = self._factory()
+                store = self._store
+        return store
 
     def flush(self) -> int:
         """Write everything queued now; returns rows written (0 on failure, the batch is kept)."""

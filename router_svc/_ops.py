@@ -1,0 +1,221 @@
+"""Operations around each decision: the decision log, feedback, monitor, A/B, budgets, metrics.
+
+``Operations`` builds these parts from the config and hands the servicer its collaborators:
+``hooks`` (monitor, then A/B, then budgets adjust the core's decision), ``recorder`` (fills in
+the A/B arm and the counterfactual cost, counts spend, queues the record), ``feedback``
+(stores it and feeds the monitor) and ``wrap_completer`` (feeds upstream attempts to the
+monitor and the provider metrics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from router_core._costs import estimate_cost
+from router_svc._ab import REFERENCE, ABAssigner
+from router_svc._accounting import BudgetGuard, most_capable
+from router_svc._events import CompletionResult
+from router_svc._metrics import Metrics
+from router_svc._monitor import Monitor
+from router_svc._recorder import KnownRequest, Recorder
+from router_svc._storage import DecisionRecord, FeedbackRecord, open_store
+
+if TYPE_CHECKING:
+    from router_core._decision import Decision, RouteRequest
+    from router_svc._state import RouterState
+
+__all__ = ["Operations"]
+
+
+class Operations:
+    """Everything that happens around a decision, built once per process from the config.
+
+    Args:
+        state: the router holder (the current config and catalog are read per call).
+        metrics: the metrics to update (None: none).
+        recorder: the decision log (None: decisions are not stored, feedback is refused).
+    """
+
+    def __init__(
+        self, state: RouterState, *, metrics: Metrics | None = None, recorder: Recorder | None = None
+    ) -> None:
+        config = state.config
+        self._state = state
+        self.metrics = metrics
+        self.log = recorder
+        self.monitor = Monitor(config.monitor, metrics=metrics)
+        self.ab = ABAssigner(config.ab, metrics=metrics)
+        spend = None
+        if recorder is not None:
+            spend = recorder.spend_today
+        self.budgets = BudgetGuard(
+            config.budgets, spend, refresh_s=config.storage.budget_refresh_s, metrics=metrics
+        )
+
+    @classmethod
+    def from_config(cls, state: RouterState, metrics: Metrics | None = None, *,
+                    storage: bool = True) -> Operations:  # fmt: skip
+        """Open the configured store lazily (the service starts even if it is down)."""
+        s = state.config.storage
+        recorder = None
+        if storage and s.url:
+            url = s.url
+            recorder = Recorder(
+                lambda: open_store(url), flush_interval_s=s.flush_interval_s,
+                max_queue=s.max_queue, metrics=metrics,
+            )  # fmt: skip
+        return cls(state, metrics=metrics, recorder=recorder)
+
+    def start(self) -> None:
+        if self.log is not None:
+            self.log.start()
+        self.budgets.start()
+
+    def stop(self) -> None:
+        self.budgets.stop()
+        if self.log is not None:
+            self.log.stop()
+
+    # -- decision hooks ---------------------------------------------------------------------
+
+    def _provider_of(self, name: str) -> str:
+        return self._state.current.catalog[name].provider
+
+    @property
+    def hooks(self) -> Sequence[Callable[[RouteRequest, Decision], Decision]]:
+        """Monitor, A/B, budgets: in this order (a spent budget overrides the others)."""
+        return (self._monitor_hook, self._ab_hook, self._budget_hook)
+
+    def _monitor_hook(self, request: RouteRequest, decision: Decision) -> Decision:
+        return self.monitor.apply(decision, self._provider_of)
+
+    def _ab_hook(self, request: RouteRequest, decision: Decision) -> Decision:
+        return self.ab.assign(decision, request.request_id, self._provider_of)[0]
+
+    def _budget_hook(self, request: RouteRequest, decision: Decision) -> Decision:
+        return self.budgets.apply(decision, request.tenant, self._provider_of)
+
+    # -- recorder (the servicer's DecisionRecorder) ------------------------------------------
+
+    @property
+    def recorder(self) -> Operations | None:
+        return self if self.log is not None else None
+
+    def record(self, rec: DecisionRecord) -> bool:
+        """Complete ``rec`` (A/B arm, counterfactual cost), count its spend, queue it."""
+        config = self._state.current.config
+        arm = ""
+        ref = self.ab.settings.reference_model
+        if self.ab.active and (rec.model == ref or ref in rec.costs):
+            arm = self.ab.arm(rec.request_id, rec.category)
+            if arm == REFERENCE and rec.model != ref:
+                arm = ""  # pinned or over budget: the reference did not answer
+        rec = replace(rec, ab_arm=arm, reference_cost_usd=self._reference_cost(config, rec))
+        self.budgets.add(rec.tenant, rec.cost_usd)
+        if self.metrics is not None and rec.outcome != "failed":
+            # completions: the servicer counts the actual cost; Route only: the estimate
+            estimate = rec.cost_usd if rec.outcome == "routed" else 0.0
+            self.metrics.observe_cost(rec.model, rec.category, estimate, rec.reference_cost_usd)
+        assert self.log is not None
+        return self.log.record(rec)
+
+    def _reference_cost(self, config: Any, rec: DecisionRecord) -> float:
+        name = most_capable(config)
+        if rec.outcome != "completed" and name in rec.costs:
+            return float(rec.costs[name])
+        spec = next((m for m in config.models if m.name == name), None)
+        if spec is None:
+            return 0.0
+        out = rec.output_tokens if rec.outcome == "completed" else config.routing.output_tokens_estimate
+        return estimate_cost(
+            rec.input_tokens, out, spec.input_price_per_mtok, spec.output_price_per_mtok
+        )
+
+    # -- feedback (the servicer's FeedbackSink) ----------------------------------------------
+
+    @property
+    def feedback_sink(self) -> Operations | None:
+        return self if self.log is not None else None
+
+    def feedback(self, fb: FeedbackRecord) -> KnownRequest | None:
+        """Store feedback and feed the monitor; None if the request id is unknown (blocks)."""
+        assert self.log is not None
+        known = self.log.feedback(fb)
+        if self.metrics is not None:
+            self.metrics.feedback.labels(fb.source, "accepted" if known else "unknown").inc()
+        if known is not None:
+            self.monitor.observe_feedback(known.model, known.category, fb.score)
+        return known
+
+    # -- completions ---------------------------------------------------------------------------
+
+    def wrap_completer(self, completer: Any) -> Any:
+        """A completer whose runs report attempts to the monitor and provider metrics."""
+        return _ObservedCompleter(completer, self)
+
+    def observe_attempts(self, decision: Any, attempts: Sequence[Any], breakers: Any) -> None:
+        m, category = self.metrics, decision.category
+        for i, a in enumerate(attempts):
+            if a.outcome == "skipped":
+                continue
+            ok = a.outcome in ("ok", "rejected")
+            self.monitor.observe_call(
+                a.model, category, ok=ok, latency_ms=a.latency_ms, escalated=a.outcome == "rejected"
+            )
+            if m is None:
+                continue
+            model = m.model(a.model)
+            m.provider_latency.labels(model).observe(a.latency_ms / 1000)
+            if a.outcome == "rejected":
+                m.escalations.labels(model).inc()
+            elif not ok:
+                m.provider_errors.labels(model, a.error or a.outcome).inc()
+                if i < len(attempts) - 1:
+                    m.fallbacks.labels(model).inc()
+            if breakers is not None:
+                m.set_breaker(a.model, breakers.get(a.model).state)
+
+
+class _ObservedCompleter:
+    """Passes a completer's events through and reports its attempts afterwards."""
+
+    def __init__(self, inner: Any, ops: Operations) -> None:
+        self._inner = inner
+        self._ops = ops
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def run(
+        self,
+        decision: Any,
+        messages: Sequence[Any],
+        deadline: float | None = None,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        capabilities: Sequence[str] = (),
+    ) -> AsyncIterator[Any]:
+        from router_svc._completion import attempts_of
+
+        events = self._inner.run(
+            decision, messages, deadline, max_tokens=max_tokens, temperature=temperature,
+            capabilities=capabilities,
+        )  # fmt: skip
+        breakers = getattr(self._inner, "breakers", None)
+        try:
+            async for event in events:
+                if isinstance(event, CompletionResult):
+                    self._ops.observe_attempts(decision, event.attempts, breakers)
+                    if self._ops.metrics is not None and event.ttft_ms > 0:
+                        self._ops.metrics.provider_ttft.labels(
+                            self._ops.metrics.model(event.model)
+                        ).observe(event.ttft_ms / 1000)
+                yield event
+        except Exception as exc:
+            self._ops.observe_attempts(decision, attempts_of(exc), breakers)
+            raise
+        finally:
+            await events.aclose()

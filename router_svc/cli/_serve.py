@@ -1,0 +1,198 @@
+"""``llm-router serve``: run the gRPC service until SIGTERM/SIGINT.
+
+Loads the config (the shipped default without ``--config``) and its router model once,
+wires the collaborators the config asks for (completer, decision log and feedback, metrics,
+quality monitor), binds, prints ``llm-router: serving on HOST:PORT`` on stdout, and serves.
+With ``--config``, SIGHUP or an edit of the file (or of its model directory) reloads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from router_svc._logging import configure_logging, get_logger
+
+if TYPE_CHECKING:
+    from router_svc._completion import Completer
+    from router_svc._state import RouterSnapshot
+
+__all__ = ["register"]
+
+_log = get_logger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``serve`` subcommand."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "serve", help="run the gRPC routing service", description=__doc__.splitlines()[0]
+    )
+    p.add_argument("--config", type=Path, default=None, help="YAML config (default: the shipped one)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 in containers)")
+    p.add_argument("--port", type=int, default=None, help="port (default: server.port; 0: any free port)")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument(
+        "--log-format", default="auto", choices=("auto", "json", "console"),
+        help="auto: console on a terminal, JSON otherwise",
+    )  # fmt: skip
+    p.add_argument(
+        "--reload-interval", type=float, default=2.0, metavar="SECONDS",
+        help="how often to check the config and model files for changes (0: SIGHUP only)",
+    )  # fmt: skip
+    p.add_argument("--no-complete", action="store_true", help="serve decisions only (no upstream calls)")
+    p.add_argument("--no-storage", action="store_true", help="do not log decisions or accept feedback")
+    p.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``llm-router serve``."""
+    json_logs = {"auto": None, "json": True, "console": False}[args.log_format]
+    configure_logging(args.log_level, json=json_logs)
+    from router_core._router import load_router
+
+    router = load_router(args.config)  # ConfigError/ModelError: exit 2 with the message
+    asyncio.run(_serve(router, args))
+    return 0
+
+
+@dataclass
+class _Completers:
+    """One ``Completer`` per router snapshot (catalog and settings follow reloads).
+
+    Circuit breakers are shared across versions; a replaced completer's connections are
+    closed after ``timeouts.total_timeout_s``, when no call can still be using them.
+    """
+
+    breakers: Any = None
+    current: tuple[str, Completer] | None = None
+    closing: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __call__(self, snap: RouterSnapshot) -> Completer:
+        if self.current is not None and self.current[0] == snap.version:
+            return self.current[1]
+        from router_svc._completion import Completer
+        from router_svc._resilience import BreakerBoard
+        from router_svc.providers import make_providers
+
+        settings = _completion_settings(snap.config)
+        if self.breakers is None:
+            self.breakers = BreakerBoard(settings.breaker)
+        scorer = snap.router if snap.router.quality_model is not None else None
+        completer = Completer(
+            settings,
+            make_providers(snap.config.models, settings.provider),
+            snap.router.catalog,
+            scorer,
+            breakers=self.breakers,
+        )
+        if self.current is not None:
+            self._close_later(self.current[1], snap.config.timeouts.total_timeout_s)
+        self.current = (snap.version, completer)
+        return completer
+
+    def _close_later(self, completer: Completer, delay_s: float) -> None:
+        async def close() -> None:
+            await asyncio.sleep(delay_s)
+            await completer.aclose()
+
+        task = asyncio.get_running_loop().create_task(close())
+        self.closing.add(task)
+        task.add_done_callback(self.closing.discard)
+
+    async def aclose(self) -> None:
+        for task in list(self.closing):
+            task.cancel()
+        if self.current is not None:
+            await self.current[1].aclose()
+
+
+def _completion_settings(config: Any) -> Any:
+    """``CompletionSettings.from_config``, with defaults restored where it returned a class slot.
+
+    (``from_config`` reads ``cls.default_max_tokens`` / ``RetrySettings.max_retry_after_s`` on
+    slotted dataclasses, which yields a member descriptor instead of the default value.)
+    """
+    from dataclasses import replace
+
+    from router_svc._completion import CompletionSettings
+    from router_svc._resilience import RetrySettings
+
+    settings = CompletionSettings.from_config(config)
+    if not isinstance(settings.default_max_tokens, int):
+        settings = replace(settings, default_max_tokens=CompletionSettings().default_max_tokens)
+    if not isinstance(settings.retry.max_retry_after_s, (int, float)):
+        retry = replace(settings.retry, max_retry_after_s=RetrySettings().max_retry_after_s)
+        settings = replace(settings, retry=retry)
+    return settings
+
+
+async def _serve(router: Any, args: argparse.Namespace) -> None:
+    from router_svc._server import RouterServer
+    from router_svc._servicer import RouterServicer
+    from router_svc._state import RouterState
+
+    state = RouterState(router)
+    config = state.config
+    stops: list[Callable[[], Any]] = []
+    metrics = observer = None
+    if not args.no_metrics and config.server.metrics_port:
+        from router_svc._metrics import Metrics
+
+        metrics = Metrics()
+        stops.append(metrics.serve(config.server.metrics_port, args.host))
+        observer = _RpcMetrics(metrics)
+    from router_svc._ops import Operations
+
+    ops = Operations.from_config(state, metrics, storage=not args.no_storage)
+    ops.start()
+    stops.append(ops.stop)
+    completers = None if args.no_complete else _Completers()
+    servicer = RouterServicer(
+        state,
+        completer_for=None if completers is None else lambda snap: ops.wrap_completer(completers(snap)),
+        feedback_sink=ops.feedback_sink,
+        recorder=ops.recorder,
+        metrics=metrics,
+        hooks=ops.hooks,
+        store_prompts=config.storage.store_prompts,
+    )
+    server = RouterServer(
+        state,
+        host=args.host,
+        port=args.port,
+        config_path=args.config,
+        poll_interval_s=args.reload_interval,
+        servicer=servicer,
+        observer=observer,
+    )
+    await server.start()
+    print(f"llm-router: serving on {server.address}", flush=True)
+    try:
+        await server.serve_until_signal()
+    finally:
+        await server.stop()
+        if completers is not None:
+            await completers.aclose()
+        for stop in reversed(stops):
+            with contextlib.suppress(Exception):
+                stop()
+        _log.info("service_exited")
+        sys.stdout.flush()
+
+
+class _RpcMetrics:
+    """Adapts ``Metrics`` to the interceptor's ``RpcObserver``."""
+
+    def __init__(self, metrics: Any) -> None:
+        self._metrics = metrics
+
+    def observe_rpc(self, rpc: str, code: str, seconds: float) -> None:
+        self._metrics.rpcs.labels(rpc, code).inc()
+        self._metrics.rpc_latency.labels(rpc).observe(seconds)

@@ -21,7 +21,7 @@ import structlog
 from llm_router.v1 import router_pb2 as pb
 from llm_router.v1 import router_pb2_grpc
 from router_core._decision import Decision, RouteRequest
-from router_core.errors import InvalidRequest, RouterError
+from router_core.errors import InvalidRequest, NotFound, RouterError
 from router_svc._convert import (
     ParsedRequest,
     decision_to_proto,
@@ -71,7 +71,7 @@ class Completer(Protocol):
 
 
 class FeedbackSink(Protocol):
-    """Accepts feedback (``Recorder``); returns None when the request id is unknown. May block."""
+    """Accepts feedback (``Operations``); None when the request id is unknown (NOT_FOUND). May block."""
 
     def feedback(self, fb: FeedbackRecord) -> object | None: ...
 
@@ -296,7 +296,9 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         # an id this process did not route is looked up in the database: off the event loop
         known = await asyncio.to_thread(sink.feedback, record)  # type: ignore[union-attr]
         _bind(accepted=known is not None)
-        return pb.FeedbackResponse(accepted=known is not None)
+        if known is None:
+            raise NotFound("no routed request has this request_id.")
+        return pb.FeedbackResponse(accepted=True)
 
 
 def _check_sampling(request: pb.CompleteRequest) -> None:

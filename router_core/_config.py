@@ -312,6 +312,8 @@ def _problem(err: Any) -> str:
     if kind == "literal_error":
         expected = str(err.get("ctx", {}).get("expected", ""))
         return "must be one of " + expected.replace("'", "").replace(" or ", ", ")
+    if kind == "too_short":
+        return f"needs at least {err['ctx']['min_length']} item(s)"
     if kind in ("value_error", "assertion_error"):
         return str(err["ctx"]["error"])
     msg = str(err["msg"]).replace("valid tuple", "list")

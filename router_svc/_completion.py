@@ -55,7 +55,11 @@ __all__ = ["Completer", "CompletionSettings", "ResponseScorer", "as_chat_message
 
 
 class ResponseScorer(Protocol):
-    """What a cascade needs from the quality model."""
+    """What a cascade needs: P(acceptable) of ``response`` by catalog model ``model``.
+
+    ``router_core`` ``Router.score_response`` satisfies it (it maps the catalog name to the
+    quality model's trained output).
+    """
 
     def score_response(self, prompt: str, response: str, model: str) -> float: ...
 
@@ -91,16 +95,19 @@ class CompletionSettings:
         return cls(
             attempt_timeout_s=t.attempt_timeout_s,
             total_timeout_s=t.total_timeout_s,
-            default_max_tokens=getattr(lim, "default_max_tokens", cls.default_max_tokens),
+            default_max_tokens=getattr(lim, "default_max_tokens", _DEFAULTS.default_max_tokens),
             retry=RetrySettings(
                 max_attempts=r.max_attempts,
                 base_delay_s=r.backoff_base_s,
                 max_delay_s=r.backoff_max_s,
-                max_retry_after_s=getattr(r, "max_retry_after_s", RetrySettings.max_retry_after_s),
+                max_retry_after_s=getattr(r, "max_retry_after_s", _DEFAULTS.retry.max_retry_after_s),
             ),
             breaker=BreakerSettings(failure_threshold=b.failure_threshold, cooldown_s=b.cooldown_s),
             provider=provider,
         )
+
+
+_DEFAULTS = CompletionSettings()  # slotted dataclasses have no class-level default values
 
 
 def as_chat_messages(messages: Iterable[Any]) -> tuple[ChatMessage, ...]:
@@ -164,8 +171,8 @@ class Completer:
         settings: ``CompletionSettings`` (or ``CompletionSettings.from_config(config)``).
         providers_by_model: catalog model name -> ``Provider``.
         catalog: model name -> ``ModelSpec`` (``router_core`` ``Catalog`` or a dict).
-        scorer: the response scorer for cascades (``QualityModel``); None accepts the first
-            cascade answer unscored.
+        scorer: the response scorer for cascades (``Router``); None accepts the first cascade
+            answer unscored; a scorer that raises counts as confidence 0 (escalate).
         breakers: share breakers across completers (for instance across config reloads).
     """
 
@@ -282,10 +289,8 @@ class Completer:
         if self.scorer is None:
             return None, "no response scorer; accepted unscored"
         prompt = next((m.content for m in reversed(job.messages) if m.role == "user"), "")
-        quality_name = getattr(self.catalog, "quality_name", None)
-        name = (quality_name(call.model) if quality_name else None) or call.model
         try:
-            return float(self.scorer.score_response(prompt, call.text, name)), ""
+            return float(self.scorer.score_response(prompt, call.text, call.model)), ""
         except Exception as exc:  # noqa: BLE001 - a scorer failure must not fail the answer
             return 0.0, f"scorer failed ({type(exc).__name__}); escalated"
 

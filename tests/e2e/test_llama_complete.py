@@ -132,15 +132,17 @@ async def test_fallback_from_dead_endpoint(llama_url: str) -> None:
 
 
 class RecordingScorer:
-    """Wraps the shipped response scorer when there is one, else a fixed confidence."""
+    """The shipped response scorer (catalog name -> trained output) if there is one, else 0.5."""
 
-    def __init__(self, inner: Any = None) -> None:
-        self.inner = inner
+    def __init__(self, inner: Any, catalog: Catalog) -> None:
+        self.inner, self.catalog = inner, catalog
         self.calls: list[tuple[str, str, str]] = []
 
     def score_response(self, prompt: str, response: str, model: str) -> float:
         self.calls.append((prompt, response, model))
-        return float(self.inner.score_response(prompt, response, model)) if self.inner else 0.5
+        if self.inner is None:
+            return 0.5
+        return float(self.inner.score_response(prompt, response, self.catalog.quality_name(model)))
 
 
 def _shipped_scorer() -> tuple[Any, tuple[str, ...] | None]:
@@ -155,13 +157,14 @@ def _shipped_scorer() -> tuple[Any, tuple[str, ...] | None]:
 
 async def test_cascade_escalates_below_min_confidence(llama_url: str) -> None:
     inner, trained = _shipped_scorer()
-    scorer = RecordingScorer(inner)
     models = specs(llama_url, quality_ref=trained[0] if trained else None)
+    scorer = RecordingScorer(inner, Catalog(models, trained))
     steps = (CascadeStep("smol-openai", 1.01), CascadeStep("smol-anthropic", 0.0))
     c = completer(models, scorer, trained)
     deltas, result = await complete(c, decision("smol-openai", cascade=steps))
     check_answer(deltas, result, "smol-anthropic")
-    (prompt, weak_answer, _), = scorer.calls
+    ((prompt, weak_answer, scored_model),) = scorer.calls
+    assert scored_model == "smol-openai"
     assert prompt == MESSAGES[-1].content and weak_answer.strip()
     weak, strong = result.attempts
     assert (weak.model, weak.outcome, strong.model, strong.outcome) == (

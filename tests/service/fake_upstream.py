@@ -170,6 +170,8 @@ class FakeUpstream:
                 pass
         except (_Disconnected, ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            pass  # aclose() cancelled us; end quietly (asyncio's server callback logs cancellations)
         finally:
             self._tasks.discard(task)
             if not writer.is_closing():

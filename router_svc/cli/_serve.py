@@ -187,6 +187,20 @@ async def _serve(router: Any, args: argparse.Namespace) -> None:
         sys.stdout.flush()
 
 
+class _MonitoredFeedback:
+    """The recorder as feedback sink, also feeding accepted scores to the quality monitor."""
+
+    def __init__(self, recorder: Any, monitor: Any) -> None:
+        self._recorder = recorder
+        self._monitor = monitor
+
+    def feedback(self, fb: Any) -> object | None:
+        known = self._recorder.feedback(fb)
+        if known is not None:
+            self._monitor.observe_feedback(known.model, known.category, fb.score)
+        return known
+
+
 class _RpcMetrics:
     """Adapts ``Metrics`` to the interceptor's ``RpcObserver``."""
 

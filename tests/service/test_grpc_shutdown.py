@@ -20,6 +20,7 @@ from router_core._router import load_router
 from router_svc._events import CompletionResult, Delta
 from router_svc._server import RouterServer
 from router_svc._state import RouterState
+from router_svc._storage import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUEST = pb.RouteRequest(messages=[message("hello")])
@@ -78,9 +79,11 @@ async def test_two_servers_share_a_port_with_so_reuseport(tmp_path: Path) -> Non
 
 def test_serve_cli_binds_port_zero_serves_and_exits_on_sigterm(tmp_path: Path) -> None:
     path = write_config(tmp_path / "router.yaml")
+    with path.open("a", encoding="utf-8") as f:
+        f.write(f"storage:\n  url: sqlite:///{tmp_path / 'decisions.db'}\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "router_svc.cli", "serve", "--config", str(path), "--port", "0",
-         "--no-metrics", "--no-storage", "--log-format", "json"],
+         "--no-metrics", "--log-format", "json"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
@@ -90,12 +93,15 @@ def test_serve_cli_binds_port_zero_serves_and_exits_on_sigterm(tmp_path: Path) -
         assert line.startswith("llm-router: serving on 127.0.0.1:"), line
         port = int(line.rsplit(":", 1)[1])
 
-        async def route() -> pb.RouteDecision:
+        async def route_and_rate() -> tuple[pb.RouteDecision, pb.FeedbackResponse]:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                return await stub(channel).Route(REQUEST)
+                decision = await stub(channel).Route(REQUEST)
+                rating = pb.FeedbackRequest(request_id=decision.request_id, thumb=pb.THUMB_UP)
+                return decision, await stub(channel).Feedback(rating)
 
-        decision = asyncio.run(route())
+        decision, feedback = asyncio.run(route_and_rate())
         assert decision.config_version == "test-1"
+        assert feedback.accepted  # the recorder knows the request it just routed
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
@@ -106,3 +112,10 @@ def test_serve_cli_binds_port_zero_serves_and_exits_on_sigterm(tmp_path: Path) -
     events = [line for line in err.splitlines() if line.startswith("{")]
     assert any('"event": "server_stopping"' in e for e in events), err
     assert any('"event": "rpc_handled"' in e and '"rpc": "Route"' in e for e in events), err
+    store = open_store(f"sqlite:///{tmp_path / 'decisions.db'}")
+    try:
+        [stored] = store.query(request_id=decision.request_id)
+    finally:
+        store.close()
+    assert stored.record.model == decision.model  # flushed before exit
+    assert (stored.feedback_mean, stored.feedback_count) == (1.0, 1)

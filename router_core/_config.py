@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -30,9 +30,9 @@ from router_core.errors import ConfigError
 
 __all__ = [
     "BreakerConfig",
+    "Capabilities",
     "CascadeConfig",
     "CascadeStepConfig",
-    "Capabilities",
     "ClassifierConfig",
     "LimitsConfig",
     "ModelSpec",
@@ -113,9 +113,9 @@ class RuleMatch(_Frozen):
     tenant: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
 
-    _as_tuples = field_validator("task_type", "priority", "keywords", "tenant", "tags", mode="before")(
-        _as_tuple
-    )
+    _as_tuples = field_validator(
+        "task_type", "priority", "keywords", "tenant", "tags", mode="before"
+    )(_as_tuple)
 
     @field_validator("priority")
     @classmethod
@@ -237,10 +237,10 @@ class RouterConfig(_Frozen):
     retries: RetriesConfig = RetriesConfig()
     breaker: BreakerConfig = BreakerConfig()
     server: ServerConfig = ServerConfig()
-    storage: StorageSettings = StorageSettings()
-    monitor: MonitorSettings = MonitorSettings()
-    ab: ABSettings = ABSettings()
-    budgets: BudgetSettings = BudgetSettings()
+    storage: StorageSettings = Field(default_factory=StorageSettings)  # type: ignore[arg-type]
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)  # type: ignore[arg-type]
+    ab: ABSettings = Field(default_factory=ABSettings)
+    budgets: BudgetSettings = Field(default_factory=BudgetSettings)  # type: ignore[arg-type]
 
     _source: str = PrivateAttr(default="<config>")
     _lines: dict[Loc, int] = PrivateAttr(default_factory=dict)
@@ -256,7 +256,9 @@ class RouterConfig(_Frozen):
 
     def error(self, loc: Loc, problem: str) -> ConfigError:
         """A ``ConfigError`` reading ``FILE:LINE: KEY: problem`` for the key path ``loc``."""
-        return ConfigError(f"{self._source}:{_line_of(self._lines, loc)}: {format_loc(loc)}: {problem}")
+        return ConfigError(
+            f"{self._source}:{_line_of(self._lines, loc)}: {format_loc(loc)}: {problem}"
+        )
 
 
 def default_config_path() -> Path:
@@ -349,7 +351,9 @@ def _check_references(config: RouterConfig) -> None:
     rule_names: set[str] = set()
     for index, rule in enumerate(routing.rules):
         if rule.name in rule_names:
-            raise config.error(("routing", "rules", index, "name"), f"duplicate rule name {rule.name!r}")
+            raise config.error(
+                ("routing", "rules", index, "name"), f"duplicate rule name {rule.name!r}"
+            )
         rule_names.add(rule.name)
 
 
@@ -380,7 +384,9 @@ def parse_config(text: str, source: str = "<config>") -> RouterConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = _strip_loc(err["loc"])
-        raise ConfigError(f"{source}:{_line_of(lines, loc)}: {format_loc(loc)}: {_problem(err)}") from None
+        raise ConfigError(
+            f"{source}:{_line_of(lines, loc)}: {format_loc(loc)}: {_problem(err)}"
+        ) from None
     if not config.version:
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         config = config.model_copy(update={"version": f"sha256:{digest}"})

@@ -14,8 +14,8 @@ quality_target values are used as given.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from router_core._catalog import Catalog
@@ -59,13 +59,20 @@ class ModeParams:
     score: Callable[[float, float], float] = threshold_score
 
     @classmethod
-    def from_config(cls, clf: ClassifierConfig, catalog: Catalog, score_kind: str = "diff") -> ModeParams:
+    def from_config(
+        cls, clf: ClassifierConfig, catalog: Catalog, score_kind: str = "diff"
+    ) -> ModeParams:
         shift, factor = clf.priority_shift, clf.priority_lambda_factor
         t, target, lam = clf.threshold, clf.quality_target, clf.lambda_
         return cls(
             strong=catalog.index[clf.strong] if clf.strong else -1,
             weak=catalog.index[clf.weak] if clf.weak else -1,
-            thresholds={"": t, "balanced": t, "cost": _clip(t + shift), "quality": _clip(t - shift)},
+            thresholds={
+                "": t,
+                "balanced": t,
+                "cost": _clip(t + shift),
+                "quality": _clip(t - shift),
+            },
             targets={
                 "": target,
                 "balanced": target,
@@ -132,7 +139,7 @@ class QualityTargetMode(Mode):
                 best = i
         if best >= 0:
             return best, f"quality_target {target:.3f}: cheapest reaching it ({q[best]:.3f})"
-        best = max(candidates, key=lambda i: (q[i], -costs[i]))  # type: ignore[arg-type,return-value]
+        best = max(candidates, key=lambda i: (q[i], -costs[i]))
         return best, f"quality_target {target:.3f}: none reaches it; best predicted ({q[best]:.3f})"
 
 
@@ -153,4 +160,6 @@ class CostAwareMode(Mode):
         return best, f"cost_aware lambda {lam:g}: utility {best_utility:.4f}"
 
 
-MODES: dict[str, Mode] = {m.name: m for m in (ThresholdMode(), QualityTargetMode(), CostAwareMode())}
+MODES: dict[str, Mode] = {
+    m.name: m for m in (ThresholdMode(), QualityTargetMode(), CostAwareMode())
+}

@@ -37,19 +37,19 @@ class Plan:
     per-model constants of the decision path."""
 
     __slots__ = (
+        "_meta",
         "all_eligible",
         "all_indices",
         "by_cost",
         "catalog",
         "config",
-        "cost_per_input_token",
         "cost_of_output",
+        "cost_per_input_token",
         "fit_window",
         "output_tokens",
         "predicted",
         "predictor",
         "version",
-        "_meta",
     )
 
     def __init__(
@@ -94,7 +94,7 @@ def _cost_order(catalog: Catalog) -> tuple[int, ...] | None:
 class Choice(NamedTuple):
     """A policy's pick: a catalog index and why."""
 
-    index: int
+    model_index: int
     reason: str
     category: str = ""
     cascade: tuple[CascadeStep, ...] = ()
@@ -108,6 +108,7 @@ class RequestContext:
     """
 
     __slots__ = (
+        "_q",
         "costs",
         "eligible",
         "eligible_indices",
@@ -116,7 +117,6 @@ class RequestContext:
         "req",
         "start_ns",
         "use_model",
-        "_q",
     )
 
     def __init__(
@@ -185,11 +185,15 @@ class RequestContext:
         names = cat.names
         q = self._q if self._q is not None else self.quality()
         costs = self.costs
-        chosen = choice.index
-        if self.eligible is plan.all_eligible and plan.predicted is plan.all_indices and self.use_model:
+        chosen = choice.model_index
+        if (
+            self.eligible is plan.all_eligible
+            and plan.predicted is plan.all_indices
+            and self.use_model
+        ):
             # the common case, in C loops: every model eligible and predicted
-            scores = dict(zip(names, q))  # noqa: B905 (same length by construction)
-            cost_map = dict(zip(names, costs))  # noqa: B905
+            scores = dict(zip(names, q))
+            cost_map = dict(zip(names, costs))
             if not choice.cascade and plan.by_cost is not None:
                 # stable sort of the cost-ordered indices: equal quality keeps cheaper first
                 order = sorted(plan.by_cost, key=q.__getitem__, reverse=True)  # type: ignore[arg-type]
@@ -203,8 +207,8 @@ class RequestContext:
             fallbacks = self._fallbacks(choice)
         req = self.req
         return Decision(
-            model=names[choice.index],
-            provider=cat.providers[choice.index],
+            model=names[choice.model_index],
+            provider=cat.providers[choice.model_index],
             strategy=strategy,
             reason=choice.reason,
             scores=scores,  # type: ignore[arg-type]
@@ -223,7 +227,7 @@ class RequestContext:
             index = self.plan.catalog.index
             exclude: Collection[int] = {index[step.model] for step in choice.cascade}
         else:
-            exclude = (choice.index,)
+            exclude = (choice.model_index,)
         names = self.plan.catalog.names
         return tuple([names[i] for i in self.ranked(exclude)])
 
@@ -288,13 +292,13 @@ class ClassifierPolicy(Policy):
         qidx = cat.quality_index
         for i, name in enumerate(clf.candidates):
             if qidx[cat.index[name]] < 0:
-                raise config.error(
-                    ("routing", "classifier", "candidates", i), _unpredicted(name)
-                )
+                raise config.error(("routing", "classifier", "candidates", i), _unpredicted(name))
         names = clf.candidates or cat.names
         self.candidates = tuple(cat.index[n] for n in names if qidx[cat.index[n]] >= 0)
         if not self.candidates:
-            raise config.error(("routing", "classifier"), "no catalog model has a quality prediction")
+            raise config.error(
+                ("routing", "classifier"), "no catalog model has a quality prediction"
+            )
         for key in ("strong", "weak"):
             pair_name = getattr(clf, key)
             if pair_name is not None and qidx[cat.index[pair_name]] < 0:

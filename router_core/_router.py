@@ -172,7 +172,7 @@ class Router:
         unknown = set(req.capabilities) - _CAPABILITIES
         if unknown:
             raise InvalidRequest(
-                f"unknown capability {sorted(unknown)[0]!r}; expected {', '.join(CAPABILITIES)}"
+                f"unknown capability {min(unknown)!r}; expected {', '.join(CAPABILITIES)}"
             )
         for key in ("threshold", "quality_target"):
             value = getattr(req, key)

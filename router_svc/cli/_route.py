@@ -51,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.text == "-" else args.text
     if args.target:
         if args.config:
-            raise InvalidRequest("--config and --target exclude each other; the server has its config")
+            raise InvalidRequest(
+                "--config and --target exclude each other; the server has its config"
+            )
         decision = route_remote(args, text)
     else:
         decision = route_local(args, text)
@@ -84,7 +86,7 @@ def route_local(args: argparse.Namespace, text: str) -> dict[str, Any]:
 
 def route_remote(args: argparse.Namespace, text: str) -> dict[str, Any]:
     """The decision of the server at ``args.target`` (gRPC ``Route``), as a dict."""
-    import grpc
+    import grpc  # type: ignore[import-untyped]
 
     from llm_router.v1 import router_pb2 as pb
     from llm_router.v1 import router_pb2_grpc as pb_grpc
@@ -116,7 +118,9 @@ def route_remote(args: argparse.Namespace, text: str) -> dict[str, Any]:
         request.max_cost_usd = args.max_cost
     with grpc.insecure_channel(args.target) as channel:
         try:
-            reply = pb_grpc.RouterStub(channel).Route(request, timeout=args.timeout)
+            reply = pb_grpc.RouterStub(channel).Route(  # type: ignore[no-untyped-call]
+                request, timeout=args.timeout
+            )
         except grpc.RpcError as exc:
             code = exc.code() if hasattr(exc, "code") else None
             detail = exc.details() if hasattr(exc, "details") else ""
@@ -135,7 +139,9 @@ def _decision_dict(reply: Any, pb: Any) -> dict[str, Any]:
         "strategy": {"rules": "rules", "unspecified": ""}.get(strategy, strategy),
         "reason": reply.reason,
         "scores": {
-            c.model: c.predicted_quality for c in reply.candidates if c.HasField("predicted_quality")
+            c.model: c.predicted_quality
+            for c in reply.candidates
+            if c.HasField("predicted_quality")
         },
         "costs": {c.model: c.estimated_cost_usd for c in reply.candidates},
         "fallbacks": list(reply.fallbacks),
@@ -153,8 +159,10 @@ def format_decision(d: dict[str, Any]) -> str:
     lines = [
         f"model:     {d['model']} ({d['provider']})",
         f"strategy:  {d['strategy']}: {d['reason']}",
-        f"category:  {d['category']}    config: {d['config_version']}    "
-        f"decided in {d['decision_us']:.0f} us",
+        (
+            f"category:  {d['category']}    config: {d['config_version']}    "
+            f"decided in {d['decision_us']:.0f} us"
+        ),
     ]
     if d["cascade"]:
         steps = " -> ".join(f"{s['model']} (>= {s['min_confidence']:.2f})" for s in d["cascade"])

@@ -51,13 +51,18 @@ def test_check_config_error_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["check-config", str(path)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.strip() == f"{path}:8: routing.default: unknown model 'medium' (not in models:)"
+    assert (
+        captured.err.strip()
+        == f"{path}:8: routing.default: unknown model 'medium' (not in models:)"
+    )
 
 
 def test_route_prints_a_readable_decision(
     config_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["route", "def f(): pass", "--config", str(config_file), "--task-type", "code"]) == 0
+    assert (
+        main(["route", "def f(): pass", "--config", str(config_file), "--task-type", "code"]) == 0
+    )
     out = capsys.readouterr().out
     assert out.startswith("model:     big (openai)")
     assert "rules: rule coding" in out
@@ -74,7 +79,9 @@ def test_route_json(config_file: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_route_filters_from_flags(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["route", "hi", "--config", str(config_file), "--capability", "tools", "--json"]) == 0
+    assert (
+        main(["route", "hi", "--config", str(config_file), "--capability", "tools", "--json"]) == 0
+    )
     decision = json.loads(capsys.readouterr().out)
     assert decision["model"] == "big"  # the default lacks tools
     assert set(decision["costs"]) == {"big"}

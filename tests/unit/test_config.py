@@ -100,7 +100,8 @@ def test_shipped_default_config_validates() -> None:
             ":14: routing.cascade.models[1].model: unknown model 'x'",
         ),
         (
-            MINIMAL + "routing:\n  classifier:\n    mode: threshold\n    strong: big\n    weak: tiny\n",
+            MINIMAL
+            + "routing:\n  classifier:\n    mode: threshold\n    strong: big\n    weak: tiny\n",
             ":14: routing.classifier.weak: unknown model 'tiny'",
         ),
         (
@@ -120,7 +121,10 @@ def test_shipped_default_config_validates() -> None:
         ("routing: {}\n", ":1: models: required key is missing"),
         ("models: []\n", ":1: models: needs at least 1 item(s)"),
         (MINIMAL + "server:\n  port: 70000\n", ":11: server.port: input should be less than"),
-        (MINIMAL + "routing:\n  strategy: magic\n", ":11: routing.strategy: must be one of classifier"),
+        (
+            MINIMAL + "routing:\n  strategy: magic\n",
+            ":11: routing.strategy: must be one of classifier",
+        ),
         (
             MINIMAL + "routing:\n  classifier:\n    lambda: -1\n",
             ":12: routing.classifier.lambda: input should be greater than or equal to 0",
@@ -139,10 +143,14 @@ def test_shipped_default_config_validates() -> None:
             ":7: models[1].provider: must be one of openai, anthropic",
         ),
         (
-            MINIMAL + "routing:\n  rules:\n    - {name: a, model: big}\n    - {name: a, model: small}\n",
+            MINIMAL
+            + "routing:\n  rules:\n    - {name: a, model: big}\n    - {name: a, model: small}\n",
             ":13: routing.rules[1].name: duplicate rule name 'a'",
         ),
-        (MINIMAL + "ab:\n  reference_model: ghost\n", ":11: ab.reference_model: unknown model 'ghost'"),
+        (
+            MINIMAL + "ab:\n  reference_model: ghost\n",
+            ":11: ab.reference_model: unknown model 'ghost'",
+        ),
     ],
     ids=lambda v: v.splitlines()[0][:40] if isinstance(v, str) and v else "empty",
 )
@@ -156,7 +164,9 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_single_strings_are_accepted_for_lists() -> None:
-    text = MINIMAL + "routing:\n  rules:\n    - name: r\n      model: big\n      match: {tags: vip}\n"
+    text = (
+        MINIMAL + "routing:\n  rules:\n    - name: r\n      model: big\n      match: {tags: vip}\n"
+    )
     assert parse_config(text).routing.rules[0].match.tags == ("vip",)
 
 

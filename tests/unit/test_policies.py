@@ -142,7 +142,9 @@ def test_quality_target_none_reaching_picks_the_best() -> None:
 
 
 def test_quality_target_priority_shifts_it() -> None:
-    router = make("  classifier: {mode: quality_target, quality_target: 0.75, priority_shift: 0.2}\n")
+    router = make(
+        "  classifier: {mode: quality_target, quality_target: 0.75, priority_shift: 0.2}\n"
+    )
     assert route(router).model == "mid"
     assert route(router, priority="quality").model == "strong"  # target 0.95: none, best
     assert route(router, priority="cost").model == "local"  # target 0.55
@@ -317,7 +319,10 @@ def test_cascade_starts_cheapest_and_carries_the_steps() -> None:
 def test_cascade_drops_filtered_steps() -> None:
     decision = route(make(CASCADE), capabilities=("tools",))
     assert decision.model == "mid"
-    assert [(s.model, s.min_confidence) for s in decision.cascade] == [("mid", 0.6), ("strong", 0.0)]
+    assert [(s.model, s.min_confidence) for s in decision.cascade] == [
+        ("mid", 0.6),
+        ("strong", 0.0),
+    ]
 
 
 # --- default ----------------------------------------------------------------------------
@@ -327,7 +332,11 @@ def test_default_when_no_classifier_candidate_remains() -> None:
     router = make("  default: mid\n  classifier: {candidates: [weak]}\n")
     assert route(router).model == "weak"
     decision = route(router, capabilities=("tools",))
-    assert (decision.model, decision.strategy, decision.reason) == ("mid", "default", "default model")
+    assert (decision.model, decision.strategy, decision.reason) == (
+        "mid",
+        "default",
+        "default model",
+    )
 
 
 def test_default_filtered_out_uses_the_best_remaining() -> None:

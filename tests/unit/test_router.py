@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import router_core
-from router_core import Decision, RouteRequest, Router, load_router
+from router_core import Decision, Router, RouteRequest, load_router
 from router_core._config import default_config_path, load_config, parse_config
 from router_core.errors import ConfigError, InvalidRequest, ModelError
 
@@ -117,7 +117,9 @@ def test_prompt_over_the_limit_is_invalid() -> None:
 
 
 def test_rules_only_needs_no_quality_model() -> None:
-    config = parse_config(CONFIG.replace("  default: small", "  strategy: rules_only\n  default: small"))
+    config = parse_config(
+        CONFIG.replace("  default: small", "  strategy: rules_only\n  default: small")
+    )
     router = load_router(config)  # loads nothing: rules_only without model_dir
     assert router.quality_model is None
     decision = router.route("q")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Throwaway PostgreSQL 15 cluster for the storage tests.
 #   scripts/postgres.sh start   -> prints: export LLM_ROUTER_PG_DSN=postgresql://...
-#   scripts/postgres.sh stop
+#   scripts/postgres.sh stop    (stops the server and deletes the cluster)
+#   scripts/postgres.sh halt    (stops the server, keeps the cluster: `start` brings it back)
 # The cluster lives in $LLM_ROUTER_PG_DIR (default /tmp/llm-router-pg), listens on 127.0.0.1
 # and a unix socket on port $LLM_ROUTER_PG_PORT (default 55432), and runs as the `postgres`
 # user when started by root (initdb refuses root).
@@ -37,8 +38,11 @@ case "${1:-}" in
       rm -rf "$DIR"
     fi
     ;;
+  halt)
+    as_owner "$PGBIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null
+    ;;
   *)
-    echo "usage: $0 start|stop" >&2
+    echo "usage: $0 start|stop|halt" >&2
     exit 2
     ;;
 esac

@@ -22,22 +22,16 @@ def _pg_reset(dsn: str) -> None:
         conn.execute("DROP TABLE IF EXISTS decisions, feedback")
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.skipif(
-                not PG_DSN,
-                reason="LLM_ROUTER_PG_DSN is unset: start a server with scripts/postgres.sh start",
-            ),
-        ),
-    ]
-)
+@pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DecisionStore]:
     if request.param == "sqlite":
         s = open_store(f"sqlite://{tmp_path}/decisions.db")
     else:
+        if not PG_DSN:
+            reason = "LLM_ROUTER_PG_DSN is unset: start a server with scripts/postgres.sh start"
+            if os.environ.get("LLM_ROUTER_REQUIRE_SERVICES") == "1":
+                pytest.fail(f"{reason} (LLM_ROUTER_REQUIRE_SERVICES=1)")
+            pytest.skip(reason)
         _pg_reset(PG_DSN)
         s = open_store(PG_DSN)
     yield s

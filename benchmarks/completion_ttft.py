@@ -24,14 +24,14 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "service"))
 
-from fake_upstream import FakeUpstream  # noqa: E402
+from fake_upstream import FakeUpstream
 
-from router_core._catalog import Catalog  # noqa: E402
-from router_core._config import ModelSpec  # noqa: E402
-from router_core._decision import Decision  # noqa: E402
-from router_svc._completion import Completer, CompletionSettings  # noqa: E402
-from router_svc._events import Delta  # noqa: E402
-from router_svc.providers import ChatMessage, ProviderSettings, make_providers  # noqa: E402
+from router_core._catalog import Catalog
+from router_core._config import ModelSpec
+from router_core._decision import Decision
+from router_svc._completion import Completer, CompletionSettings
+from router_svc._events import Delta
+from router_svc.providers import ChatMessage, ProviderSettings, make_providers
 
 MESSAGES = (ChatMessage("user", "Say hello."),)
 
@@ -61,15 +61,29 @@ async def _measure(n: int, concurrency: int, one: Callable[[], Awaitable[float]]
 
 
 async def run(base: str, n: int, levels: list[int]) -> None:
-    settings = CompletionSettings(provider=ProviderSettings(max_connections=256, max_keepalive_connections=256))
+    settings = CompletionSettings(
+        provider=ProviderSettings(max_connections=256, max_keepalive_connections=256)
+    )
     spec = ModelSpec(name="fake", provider="openai", base_url=base + "/v1", model="fake")
     completer = Completer(settings, make_providers([spec], settings.provider), Catalog([spec]))
-    decision = Decision(model="fake", provider="openai", strategy="bench", reason="", scores={},
-                        costs={}, fallbacks=())
+    decision = Decision(
+        model="fake",
+        provider="openai",
+        strategy="bench",
+        reason="",
+        scores={},
+        costs={},
+        fallbacks=(),
+    )
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
     client = httpx.AsyncClient(limits=limits, timeout=30)
-    body = {"model": "fake", "messages": [{"role": "user", "content": "Say hello."}], "stream": True,
-            "stream_options": {"include_usage": True}, "max_tokens": 64}
+    body = {
+        "model": "fake",
+        "messages": [{"role": "user", "content": "Say hello."}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": 64,
+    }
 
     async def direct() -> float:
         t0 = time.perf_counter()
@@ -90,7 +104,9 @@ async def run(base: str, n: int, levels: list[int]) -> None:
 
     await _measure(50, 10, direct)  # warm both pools
     await _measure(50, 10, routed)
-    print(f"{'conc':>5} {'direct p50':>11} {'p99':>7} {'router p50':>11} {'p99':>7} {'added p50':>10} {'added p99':>10}")
+    print(
+        f"{'conc':>5} {'direct p50':>11} {'p99':>7} {'router p50':>11} {'p99':>7} {'added p50':>10} {'added p99':>10}"
+    )
     for level in levels:
         d = await _measure(n, level, direct)
         r = await _measure(n, level, routed)

@@ -38,6 +38,7 @@ from router_svc._events import (
     AttemptRecord,
     CompletionResult,
     Delta,
+    ProviderEvent,
     StreamEnd,
     TextDelta,
     UsageReport,
@@ -100,7 +101,9 @@ class CompletionSettings:
                 max_attempts=r.max_attempts,
                 base_delay_s=r.backoff_base_s,
                 max_delay_s=r.backoff_max_s,
-                max_retry_after_s=getattr(r, "max_retry_after_s", _DEFAULTS.retry.max_retry_after_s),
+                max_retry_after_s=getattr(
+                    r, "max_retry_after_s", _DEFAULTS.retry.max_retry_after_s
+                ),
             ),
             breaker=BreakerSettings(failure_threshold=b.failure_threshold, cooldown_s=b.cooldown_s),
             provider=provider,
@@ -254,7 +257,9 @@ class Completer:
         async for event in self._live_chain(job, _dedupe(chain)):
             yield event
 
-    async def _live_chain(self, job: _Job, chain: Sequence[str]) -> AsyncIterator[Delta | CompletionResult]:
+    async def _live_chain(
+        self, job: _Job, chain: Sequence[str]
+    ) -> AsyncIterator[Delta | CompletionResult]:
         last_error: ProviderError | None = None
         for model in chain:
             if not self._eligible(job, model):
@@ -305,7 +310,9 @@ class Completer:
             if needed > int(spec.context_window):
                 reason = f"context window {spec.context_window} < {needed} tokens"
             elif not job.capabilities <= _capabilities(spec):
-                reason = "missing capability " + ",".join(sorted(job.capabilities - _capabilities(spec)))
+                reason = "missing capability " + ",".join(
+                    sorted(job.capabilities - _capabilities(spec))
+                )
             elif self.breakers.get(model).state == "open":
                 reason = "circuit breaker open"
         if reason:
@@ -319,11 +326,15 @@ class Completer:
         for attempt in range(1, self.settings.retry.max_attempts + 1):
             remaining = job.deadline - time.monotonic()
             if remaining <= 0:
-                call.error = call.error or ProviderTimeout("the request deadline passed.", model=call.model)
+                call.error = call.error or ProviderTimeout(
+                    "the request deadline passed.", model=call.model
+                )
                 return
             if not breaker.allow():
                 if not call.started:
-                    job.ledger.attempts.append(AttemptRecord(call.model, "skipped", error="circuit breaker open"))
+                    job.ledger.attempts.append(
+                        AttemptRecord(call.model, "skipped", error="circuit breaker open")
+                    )
                 return
             call.started, call.error, call.parts, call.usage = True, None, [], None
             request = ProviderRequest(
@@ -335,7 +346,7 @@ class Completer:
             )
             t0 = time.monotonic()
             try:
-                async with contextlib.aclosing(provider.stream(request)) as events:
+                async with _closing(provider.stream(request)) as events:
                     async for event in events:
                         if isinstance(event, TextDelta):
                             call.parts.append(event.text)
@@ -385,7 +396,8 @@ class Completer:
         else:
             tokens_in = tokens_out = 0  # nothing was generated, assume nothing was billed
         cost = (
-            tokens_in * float(spec.input_price_per_mtok) + tokens_out * float(spec.output_price_per_mtok)
+            tokens_in * float(spec.input_price_per_mtok)
+            + tokens_out * float(spec.output_price_per_mtok)
         ) / 1e6
         job.ledger.cost_usd += cost
         job.ledger.attempts.append(
@@ -437,6 +449,19 @@ class _Job:
         self.input_tokens = estimate_tokens("".join(m.content for m in self.messages))
 
 
+@contextlib.asynccontextmanager
+async def _closing(
+    events: AsyncIterator[ProviderEvent],
+) -> AsyncIterator[AsyncIterator[ProviderEvent]]:
+    """Close the provider stream however the block ends (this cancels the upstream request)."""
+    try:
+        yield events
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 def _capabilities(spec: Any) -> frozenset[str]:
     caps = spec.capabilities
     return frozenset(caps.names() if hasattr(caps, "names") else caps or ())
@@ -447,7 +472,11 @@ def _dedupe(models: Iterable[str]) -> list[str]:
 
 
 def _replace_outcome(
-    record: AttemptRecord, outcome: str, *, confidence: float | None = None, error: str | None = None
+    record: AttemptRecord,
+    outcome: str,
+    *,
+    confidence: float | None = None,
+    error: str | None = None,
 ) -> AttemptRecord:
     return replace(
         record,
@@ -455,4 +484,3 @@ def _replace_outcome(
         confidence=record.confidence if confidence is None else confidence,
         error=record.error if error is None else error,
     )
-

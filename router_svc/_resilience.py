@@ -59,8 +59,8 @@ def retry_delay(
     if isinstance(error, ProviderRateLimited) and error.retry_after is not None:
         if error.retry_after > settings.max_retry_after_s:
             return None
-        return error.retry_after
-    ceiling = min(settings.max_delay_s, settings.base_delay_s * (2 ** (attempt - 1)))
+        return float(error.retry_after)
+    ceiling = min(settings.max_delay_s, settings.base_delay_s * 2.0 ** (attempt - 1))
     return ceiling * rng()
 
 
@@ -76,7 +76,9 @@ class CircuitBreaker:
 
     CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
-    def __init__(self, settings: BreakerSettings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, settings: BreakerSettings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._settings = settings
         self._clock = clock
         self._failures = 0
@@ -87,7 +89,10 @@ class CircuitBreaker:
     @property
     def state(self) -> str:
         """``closed``, ``open`` or ``half_open`` (an open breaker past its cooldown reads half_open)."""
-        if self._state == self.OPEN and self._clock() - self._opened_at >= self._settings.cooldown_s:
+        if (
+            self._state == self.OPEN
+            and self._clock() - self._opened_at >= self._settings.cooldown_s
+        ):
             return self.HALF_OPEN
         return self._state
 
@@ -122,7 +127,9 @@ class CircuitBreaker:
 class BreakerBoard:
     """One ``CircuitBreaker`` per model name, created on first use."""
 
-    def __init__(self, settings: BreakerSettings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, settings: BreakerSettings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._settings = settings
         self._clock = clock
         self._breakers: dict[str, CircuitBreaker] = {}

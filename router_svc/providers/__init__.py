@@ -74,7 +74,9 @@ def make_provider(
     cls = PROVIDERS.get(spec.provider)
     if cls is None:
         known = ", ".join(sorted(PROVIDERS))
-        raise ConfigError(f"model {spec.name}: unknown provider {spec.provider!r} (known: {known}).")
+        raise ConfigError(
+            f"model {spec.name}: unknown provider {spec.provider!r} (known: {known})."
+        )
     return cls(spec, settings, pool or ClientPool(settings, transport), env)
 
 

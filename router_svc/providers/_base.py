@@ -100,7 +100,7 @@ class Provider(abc.ABC):
     def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
         """Stream the answer to ``request``."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook
+    async def aclose(self) -> None:
         """Release connections."""
 
 
@@ -182,7 +182,9 @@ def translate_errors(model: str) -> Iterator[None]:
     except (httpx.TimeoutException, TimeoutError) as exc:
         raise ProviderTimeout(f"model {model} timed out.", model=model) from exc
     except httpx.DecodingError as exc:
-        raise ProviderProtocolError(f"model {model} sent an undecodable body.", model=model) from exc
+        raise ProviderProtocolError(
+            f"model {model} sent an undecodable body.", model=model
+        ) from exc
     except (httpx.TransportError, httpx.StreamError) as exc:
         msg = f"model {model} is unreachable ({type(exc).__name__})."
         raise ProviderUnavailable(msg, model=model) from exc
@@ -193,7 +195,9 @@ def error_for_status(response: httpx.Response, model: str) -> ProviderError:
     code = response.status_code
     msg = f"model {model} answered HTTP {code}."
     if code == 429:
-        return ProviderRateLimited(msg, model=model, retry_after=parse_retry_after(response.headers))
+        return ProviderRateLimited(
+            msg, model=model, retry_after=parse_retry_after(response.headers)
+        )
     if code in (401, 403):
         return ProviderAuthError(msg, model=model)
     if code in (408, 504):
@@ -260,7 +264,8 @@ class HttpProvider(Provider):
         deadline = loop.time() + request.timeout
         s = self._settings
         timeout = httpx.Timeout(
-            min(s.read_timeout_s, request.timeout), connect=min(s.connect_timeout_s, request.timeout)
+            min(s.read_timeout_s, request.timeout),
+            connect=min(s.connect_timeout_s, request.timeout),
         )
         with translate_errors(self.name):
             async with self._client.stream(

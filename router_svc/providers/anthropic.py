@@ -36,7 +36,9 @@ class _AnthropicParser(StreamParser):
             msg = f"model {self._model} sent a stream event that is not JSON."
             raise ProviderProtocolError(msg, model=self._model) from exc
         if not isinstance(payload, dict):
-            raise ProviderProtocolError(f"model {self._model} sent a malformed event.", model=self._model)
+            raise ProviderProtocolError(
+                f"model {self._model} sent a malformed event.", model=self._model
+            )
         kind = payload.get("type") or event.event
         if kind == "error":
             raise _stream_error(payload.get("error"), self._model)
@@ -72,7 +74,9 @@ def _stream_error(error: Any, model: str) -> Exception:
     kind = str(error.get("type") or "") if isinstance(error, dict) else ""
     if kind == "rate_limit_error":
         return ProviderRateLimited(f"model {model} is rate limited.", model=model)
-    return ProviderUnavailable(f"model {model} reported an error mid-stream ({kind or 'unknown'}).", model=model)
+    return ProviderUnavailable(
+        f"model {model} reported an error mid-stream ({kind or 'unknown'}).", model=model
+    )
 
 
 class AnthropicProvider(HttpProvider):
@@ -85,7 +89,10 @@ class AnthropicProvider(HttpProvider):
         return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
 
     def _headers(self, api_key: str | None) -> dict[str, str]:
-        headers = {"accept": "text/event-stream", "anthropic-version": self._settings.anthropic_version}
+        headers = {
+            "accept": "text/event-stream",
+            "anthropic-version": self._settings.anthropic_version,
+        }
         if api_key:
             headers["x-api-key"] = api_key
         return headers
@@ -96,7 +103,9 @@ class AnthropicProvider(HttpProvider):
             "model": request.model,
             "max_tokens": request.max_tokens,
             "messages": [
-                {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
+                {"role": m.role, "content": m.content}
+                for m in request.messages
+                if m.role != "system"
             ],
             "stream": True,
         }

@@ -37,7 +37,9 @@ class _OpenAIParser(StreamParser):
             msg = f"model {self._model} sent a stream chunk that is not JSON."
             raise ProviderProtocolError(msg, model=self._model) from exc
         if not isinstance(chunk, dict):
-            raise ProviderProtocolError(f"model {self._model} sent a malformed chunk.", model=self._model)
+            raise ProviderProtocolError(
+                f"model {self._model} sent a malformed chunk.", model=self._model
+            )
         if "error" in chunk:
             raise _stream_error(chunk["error"], self._model)
         out: list[ProviderEvent] = []
@@ -52,7 +54,9 @@ class _OpenAIParser(StreamParser):
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             out.append(
-                UsageReport(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+                UsageReport(
+                    int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+                )
             )
         return out
 

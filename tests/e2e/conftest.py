@@ -64,7 +64,12 @@ def llama_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "LLAMA_STATE_DIR": str(tmp_path_factory.mktemp("llama")),
     }
     started = subprocess.run(
-        ["bash", str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600
+        ["bash", str(SCRIPT), "start"],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if started.returncode != 0:
         pytest.fail(f"scripts/llama_server.sh start failed:\n{started.stderr[-2000:]}")
@@ -72,4 +77,6 @@ def llama_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield url
     finally:
-        subprocess.run(["bash", str(SCRIPT), "stop"], env=env, capture_output=True, timeout=60)
+        subprocess.run(
+            ["bash", str(SCRIPT), "stop"], check=False, env=env, capture_output=True, timeout=60
+        )

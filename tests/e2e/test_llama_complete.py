@@ -43,25 +43,38 @@ def specs(llama_url: str, quality_ref: str | None = None) -> list[ModelSpec]:
         ModelSpec(name="smol-openai", provider="openai", base_url=f"{llama_url}/v1", **common),
         ModelSpec(name="smol-anthropic", provider="anthropic", base_url=llama_url, **common),
         ModelSpec(
-            name="dead", provider="openai", base_url=f"http://127.0.0.1:{closed_port()}/v1", **common
+            name="dead",
+            provider="openai",
+            base_url=f"http://127.0.0.1:{closed_port()}/v1",
+            **common,
         ),
     ]
 
 
-def completer(models: Sequence[ModelSpec], scorer: Any = None, trained: Sequence[str] | None = None) -> Completer:
+def completer(
+    models: Sequence[ModelSpec], scorer: Any = None, trained: Sequence[str] | None = None
+) -> Completer:
     settings = CompletionSettings(
         attempt_timeout_s=60.0,
         default_max_tokens=MAX_TOKENS,
         retry=RetrySettings(max_attempts=2, base_delay_s=0.05, max_delay_s=0.2),
         provider=ProviderSettings(connect_timeout_s=2.0, read_timeout_s=60.0),
     )
-    return Completer(settings, make_providers(models, settings.provider), Catalog(models, trained), scorer)
+    return Completer(
+        settings, make_providers(models, settings.provider), Catalog(models, trained), scorer
+    )
 
 
 def decision(model: str, *fallbacks: str, cascade: Sequence[CascadeStep] = ()) -> Decision:
     return Decision(
-        model=model, provider="", strategy="e2e", reason="e2e", scores={}, costs={},
-        fallbacks=fallbacks, cascade=tuple(cascade),
+        model=model,
+        provider="",
+        strategy="e2e",
+        reason="e2e",
+        scores={},
+        costs={},
+        fallbacks=fallbacks,
+        cascade=tuple(cascade),
     )
 
 
@@ -98,7 +111,9 @@ def check_answer(deltas: list[str], result: CompletionResult, model: str) -> Non
 @pytest.mark.parametrize("model", ["smol-openai", "smol-anthropic"])
 async def test_provider_event_order(llama_url: str, model: str) -> None:
     providers = make_providers(specs(llama_url), ProviderSettings(read_timeout_s=60.0))
-    request = ProviderRequest(UPSTREAM_ID, MESSAGES, max_tokens=MAX_TOKENS, temperature=0.0, timeout=60)
+    request = ProviderRequest(
+        UPSTREAM_ID, MESSAGES, max_tokens=MAX_TOKENS, temperature=0.0, timeout=60
+    )
     try:
         events = [e async for e in providers[model].stream(request)]
     finally:
@@ -126,7 +141,9 @@ async def test_fallback_from_dead_endpoint(llama_url: str) -> None:
     deltas, result = await complete(completer(specs(llama_url)), decision("dead", "smol-anthropic"))
     check_answer(deltas, result, "smol-anthropic")
     assert [(a.model, a.outcome) for a in result.attempts] == [
-        ("dead", "error"), ("dead", "error"), ("smol-anthropic", "ok"),
+        ("dead", "error"),
+        ("dead", "error"),
+        ("smol-anthropic", "ok"),
     ]
     assert all("ProviderUnavailable" in a.error for a in result.attempts[:2])
 
@@ -168,7 +185,10 @@ async def test_cascade_escalates_below_min_confidence(llama_url: str) -> None:
     assert prompt == MESSAGES[-1].content and weak_answer.strip()
     weak, strong = result.attempts
     assert (weak.model, weak.outcome, strong.model, strong.outcome) == (
-        "smol-openai", "rejected", "smol-anthropic", "ok",
+        "smol-openai",
+        "rejected",
+        "smol-anthropic",
+        "ok",
     )
     assert weak.confidence is not None and 0.0 <= weak.confidence <= 1.0
     assert weak.output_tokens > 0 and result.cost_usd > strong.cost_usd  # both calls are paid for

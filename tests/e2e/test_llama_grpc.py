@@ -55,7 +55,10 @@ async def test_complete_rpc(
     completers = _Completers()
     request = pb.CompleteRequest(
         request=pb.RouteRequest(
-            messages=[message("Answer in one short sentence.", pb.ROLE_SYSTEM), message("Name a colour.")],
+            messages=[
+                message("Answer in one short sentence.", pb.ROLE_SYSTEM),
+                message("Name a colour."),
+            ],
             task_type=task_type,
         ),
         max_tokens=24,
@@ -74,7 +77,9 @@ async def test_complete_rpc(
     assert summary.model == (answered_by or summary.model)
     assert summary.model in ("smol-openai", "smol-anthropic")
     assert summary.input_tokens > 0 and 0 < summary.output_tokens <= 24
-    assert summary.cost_usd == pytest.approx((summary.input_tokens * 0.5 + summary.output_tokens * 1.5) / 1e6)
+    assert summary.cost_usd == pytest.approx(
+        (summary.input_tokens * 0.5 + summary.output_tokens * 1.5) / 1e6
+    )
     outcomes = [(a.model, a.outcome) for a in summary.attempts]
     if first == "dead":
         assert outcomes[0] == ("dead", pb.ATTEMPT_OUTCOME_FAILED)

@@ -18,7 +18,7 @@ import socket
 import struct
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 __all__ = [
     "Endless",
@@ -138,7 +138,7 @@ class FakeUpstream:
     def requests_for(self, model: str) -> list[Received]:
         return [r for r in self.requests if r.body.get("model") == model]
 
-    async def start(self) -> FakeUpstream:
+    async def start(self) -> Self:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -154,7 +154,7 @@ class FakeUpstream:
         if self._server is not None:
             await self._server.wait_closed()
 
-    async def __aenter__(self) -> FakeUpstream:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -179,7 +179,9 @@ class FakeUpstream:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _one_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError:
@@ -280,22 +282,46 @@ class _Frames:
 
     def opening(self) -> str:
         if self.protocol == "openai":
-            return _data({"choices": [{"index": 0, "delta": {"role": "assistant"}}], "model": self.model})
-        start = {"type": "message_start", "message": {"model": self.model, "usage": {"input_tokens": 0, "output_tokens": 1}}}
-        block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
-        return _event("message_start", start) + _event("ping", {"type": "ping"}) + _event("content_block_start", block)
+            return _data(
+                {"choices": [{"index": 0, "delta": {"role": "assistant"}}], "model": self.model}
+            )
+        start = {
+            "type": "message_start",
+            "message": {"model": self.model, "usage": {"input_tokens": 0, "output_tokens": 1}},
+        }
+        block = {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "text", "text": ""},
+        }
+        return (
+            _event("message_start", start)
+            + _event("ping", {"type": "ping"})
+            + _event("content_block_start", block)
+        )
 
     def token(self, text: str) -> str:
         if self.protocol == "openai":
-            return _data({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]})
-        delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}
+            return _data(
+                {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+            )
+        delta = {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": text},
+        }
         return _event("content_block_delta", delta)
 
     def closing(self, finish: str, usage: tuple[int, int] | None, n: int) -> str:
         if self.protocol == "openai":
             out = _data({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
             if usage is not None:
-                out += _data({"choices": [], "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1]}})
+                out += _data(
+                    {
+                        "choices": [],
+                        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1]},
+                    }
+                )
             return out + "data: [DONE]\n\n"
         reason = "end_turn" if finish == "stop" else finish
         md: dict[str, Any] = {"type": "message_delta", "delta": {"stop_reason": reason}}

@@ -53,8 +53,14 @@ def spec(name: str, base_url: str, provider: str = "openai", **kw: Any) -> Model
 
 def decision(model: str, *fallbacks: str, cascade: Sequence[CascadeStep] = ()) -> Decision:
     return Decision(
-        model=model, provider="openai", strategy="test", reason="test", scores={}, costs={},
-        fallbacks=tuple(fallbacks), cascade=tuple(cascade),
+        model=model,
+        provider="openai",
+        strategy="test",
+        reason="test",
+        scores={},
+        costs={},
+        fallbacks=tuple(fallbacks),
+        cascade=tuple(cascade),
     )
 
 
@@ -86,7 +92,9 @@ def completer(
         retry=RetrySettings(max_attempts=max_attempts, base_delay_s=0.01, max_delay_s=0.05),
         breaker=BreakerSettings(failure_threshold=breaker_threshold, cooldown_s=60.0),
         provider=ProviderSettings(
-            connect_timeout_s=2.0, read_timeout_s=read_timeout, max_response_bytes=max_response_bytes
+            connect_timeout_s=2.0,
+            read_timeout_s=read_timeout,
+            max_response_bytes=max_response_bytes,
         ),
     )
     providers = make_providers(specs, settings.provider, env=env or {})
@@ -142,7 +150,9 @@ async def test_connection_refused_falls_back(fake: FakeUpstream) -> None:
     text, result = await collect(c, decision("dead", "live"))
     assert text == "Hello, world." and result.model == "live"
     assert [(a.model, a.outcome) for a in result.attempts] == [
-        ("dead", "error"), ("dead", "error"), ("live", "ok"),
+        ("dead", "error"),
+        ("dead", "error"),
+        ("live", "ok"),
     ]
     assert "ProviderUnavailable" in result.attempts[0].error
     assert len(sleeps.delays) == 1  # one backoff between the two attempts on "dead"
@@ -195,7 +205,9 @@ async def test_reset_after_tokens_is_partial(fake: FakeUpstream) -> None:
 async def test_hang_times_out_and_falls_back(fake: FakeUpstream) -> None:
     fake.script("a", Hang())
     c = completer(
-        [spec("a", fake.openai_base), spec("b", fake.openai_base)], max_attempts=1, attempt_timeout=0.3
+        [spec("a", fake.openai_base), spec("b", fake.openai_base)],
+        max_attempts=1,
+        attempt_timeout=0.3,
     )
     text, result = await collect(c, decision("a", "b"))
     assert result.model == "b" and text == "Hello, world."
@@ -266,7 +278,9 @@ async def test_cancelling_the_caller_closes_the_upstream(fake: FakeUpstream) -> 
 async def test_breaker_opens_and_skips_model(fake: FakeUpstream) -> None:
     fake.script("a", Status(503), Status(503))
     c = completer(
-        [spec("a", fake.openai_base), spec("b", fake.openai_base)], max_attempts=1, breaker_threshold=2
+        [spec("a", fake.openai_base), spec("b", fake.openai_base)],
+        max_attempts=1,
+        breaker_threshold=2,
     )
     for _ in range(2):
         async for _event in c.run(decision("a", "b"), MESSAGES):
@@ -274,20 +288,25 @@ async def test_breaker_opens_and_skips_model(fake: FakeUpstream) -> None:
     assert c.breakers.get("a").state == "open"
     _, result = await collect(c, decision("a", "b"))
     assert [(a.model, a.outcome, a.error) for a in result.attempts] == [
-        ("a", "skipped", "circuit breaker open"), ("b", "ok", ""),
+        ("a", "skipped", "circuit breaker open"),
+        ("b", "ok", ""),
     ]
     assert len(fake.requests_for("a")) == 2
 
 
 async def test_skips_small_context_and_missing_capability(fake: FakeUpstream) -> None:
-    c = completer([
-        spec("tiny", fake.openai_base, context_window=16),
-        spec("plain", fake.openai_base),
-        spec("tools", fake.openai_base, capabilities={"tools": True}),
-    ])
+    c = completer(
+        [
+            spec("tiny", fake.openai_base, context_window=16),
+            spec("plain", fake.openai_base),
+            spec("tools", fake.openai_base, capabilities={"tools": True}),
+        ]
+    )
     _, result = await collect(c, decision("tiny", "plain", "tools"), capabilities=("tools",))
     assert [(a.model, a.outcome) for a in result.attempts] == [
-        ("tiny", "skipped"), ("plain", "skipped"), ("tools", "ok"),
+        ("tiny", "skipped"),
+        ("plain", "skipped"),
+        ("tools", "ok"),
     ]
     assert "context window" in result.attempts[0].error
     assert "missing capability tools" in result.attempts[1].error
@@ -300,7 +319,10 @@ async def test_all_skipped_is_no_route(fake: FakeUpstream) -> None:
 
 
 async def test_missing_key(fake: FakeUpstream) -> None:
-    specs = [spec("k", fake.openai_base, api_key_env="SECRET_KEY_VAR"), spec("free", fake.openai_base)]
+    specs = [
+        spec("k", fake.openai_base, api_key_env="SECRET_KEY_VAR"),
+        spec("free", fake.openai_base),
+    ]
     c = completer(specs)
     with pytest.raises(ProviderAuthError, match="SECRET_KEY_VAR") as info:
         await collect(c, decision("k"))
@@ -333,7 +355,9 @@ async def test_cascade(fake: FakeUpstream, score: float, accepted: str) -> None:
     fake.script("weak", Stream(("weak answer",), usage=(5, 3)))
     fake.script("strong", Stream(("strong answer",), usage=(5, 10)))
     scorer = FixedScorer(score)
-    c = completer([spec("weak", fake.openai_base), spec("strong", fake.url, "anthropic")], scorer=scorer)
+    c = completer(
+        [spec("weak", fake.openai_base), spec("strong", fake.url, "anthropic")], scorer=scorer
+    )
     steps = (CascadeStep("weak", 0.5), CascadeStep("strong", 0.0))
     text, result = await collect(c, decision("weak", "strong", cascade=steps))
     assert scorer.calls == [("Say hello.", "weak answer", "weak")]

@@ -59,7 +59,9 @@ class Chunks(httpx.AsyncByteStream):
 
 
 def sse_response(chunks: Sequence[bytes], status: int = 200, **headers: str) -> httpx.Response:
-    return httpx.Response(status, headers={"content-type": "text/event-stream", **headers}, stream=Chunks(chunks))
+    return httpx.Response(
+        status, headers={"content-type": "text/event-stream", **headers}, stream=Chunks(chunks)
+    )
 
 
 def split(text: str, size: int) -> list[bytes]:
@@ -69,7 +71,7 @@ def split(text: str, size: int) -> list[bytes]:
 
 OPENAI_STREAM = (
     'data: {"choices":[{"index":0,"delta":{"role":"assistant"}}]}\n\n'
-    ': keep-alive comment\n\n'
+    ": keep-alive comment\n\n"
     'data: {"choices":[{"index":0,"delta":{"content":"Hel"}}]}\r\n\r\n'
     'data: {"choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"length"}]}\n\n'
     'data: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2}}\n\n'
@@ -92,7 +94,9 @@ async def run(
     env: dict[str, str] | None = None,
 ) -> list[ProviderEvent]:
     provider = make_provider(
-        spec or Spec(), settings or ProviderSettings(), httpx.MockTransport(handler),
+        spec or Spec(),
+        settings or ProviderSettings(),
+        httpx.MockTransport(handler),
         env={"KEY": SECRET} if env is None else env,
     )
     try:
@@ -130,7 +134,12 @@ async def test_anthropic_stream(base: str) -> None:
         return sse_response(split(ANTHROPIC_STREAM, 5))
 
     events = await run(handler, Spec(provider="anthropic", base_url=base))
-    assert events == [TextDelta("Hi"), TextDelta(" there"), UsageReport(11, 3), StreamEnd("end_turn")]
+    assert events == [
+        TextDelta("Hi"),
+        TextDelta(" there"),
+        UsageReport(11, 3),
+        StreamEnd("end_turn"),
+    ]
     (req,) = seen
     assert str(req.url) == "http://a.test/v1/messages"
     assert req.headers["x-api-key"] == SECRET
@@ -171,9 +180,13 @@ async def test_missing_key_is_auth_error_without_a_call() -> None:
         (400, {}, ProviderError),
     ],
 )
-async def test_status_translation(status: int, headers: dict[str, str], error: type[Exception]) -> None:
+async def test_status_translation(
+    status: int, headers: dict[str, str], error: type[Exception]
+) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, headers=headers, json={"error": {"message": f"echo {SECRET} hi"}})
+        return httpx.Response(
+            status, headers=headers, json={"error": {"message": f"echo {SECRET} hi"}}
+        )
 
     with pytest.raises(error) as info:
         await run(handler)
@@ -207,7 +220,7 @@ async def test_transport_errors_translated(exc: Exception, error: type[Exception
     "body",
     [
         "data: {not json\n\n",
-        'data: [1, 2]\n\n',
+        "data: [1, 2]\n\n",
     ],
 )
 async def test_malformed_openai(body: str) -> None:
@@ -241,7 +254,9 @@ async def test_unknown_provider_is_config_error() -> None:
 
 async def test_pool_shares_one_client_per_base_url() -> None:
     specs = [Spec(name="a"), Spec(name="b"), Spec(name="c", base_url="http://other.test/v1")]
-    providers = make_providers(specs, ProviderSettings(), httpx.MockTransport(lambda r: httpx.Response(500)))
+    providers = make_providers(
+        specs, ProviderSettings(), httpx.MockTransport(lambda r: httpx.Response(500))
+    )
     clients = {name: p._client for name, p in providers.items()}  # type: ignore[attr-defined]
     assert clients["a"] is clients["b"] and clients["a"] is not clients["c"]
     await providers["a"].aclose()
@@ -270,7 +285,15 @@ def test_parse_retry_after() -> None:
 def test_sse_decoder_framing() -> None:
     d = SSEDecoder()
     events: list[SSEEvent] = []
-    for piece in ["event: a\r", "\ndata: x\r\ndata", ": y\r\n", "\r\n", ":c\n", "id: 1\n\n", "data:z\r\r"]:
+    for piece in [
+        "event: a\r",
+        "\ndata: x\r\ndata",
+        ": y\r\n",
+        "\r\n",
+        ":c\n",
+        "id: 1\n\n",
+        "data:z\r\r",
+    ]:
         events += d.feed(piece.encode())
     assert events == [SSEEvent("a", "x\ny"), SSEEvent("message", "z")]
     assert d.feed(b"data: tail without blank line") == []

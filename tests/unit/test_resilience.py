@@ -58,7 +58,9 @@ def test_rate_limited_without_retry_after_backs_off() -> None:
     assert retry_delay(2, ProviderRateLimited("x"), RETRY, rng=lambda: 1.0) == pytest.approx(0.2)
 
 
-@pytest.mark.parametrize("err", [ProviderAuthError("x"), ProviderProtocolError("x"), ProviderError("x")])
+@pytest.mark.parametrize(
+    "err", [ProviderAuthError("x"), ProviderProtocolError("x"), ProviderError("x")]
+)
 def test_non_retryable_errors(err: ProviderError) -> None:
     assert retry_delay(1, err, RETRY) is None
 

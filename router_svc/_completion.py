@@ -140,7 +140,7 @@ class _Call:
     usage: UsageReport | None = None
     finish_reason: str = ""
     error: ProviderError | None = None
-    started: bool = False  # at least one attempt went out
+    started: bool = False  # at least one attempt went out (False: skipped by the breaker)
 
     @property
     def text(self) -> str:
@@ -267,7 +267,7 @@ class Completer:
             call = _Call(model)
             async for delta in self._attempts(job, call, live=True):
                 yield delta
-            if call.error is None:
+            if call.error is None and call.started:
                 yield self._result(job, call)
                 return
             last_error = call.error
@@ -280,7 +280,7 @@ class Completer:
         call = _Call(model)
         async for _ in self._attempts(job, call, live=False):
             pass  # nothing is yielded when not live
-        if call.error is not None:
+        if call.error is not None or not call.started:
             return None
         confidence, note = self._confidence(job, call)
         accepted = confidence is None or confidence >= min_confidence

@@ -33,7 +33,7 @@ from router_core.errors import (
 )
 from router_svc._completion import Completer, CompletionSettings, attempts_of
 from router_svc._events import CompletionResult, Delta
-from router_svc._resilience import BreakerSettings, RetrySettings
+from router_svc._resilience import BreakerBoard, BreakerSettings, RetrySettings
 from router_svc.providers import ChatMessage, ProviderSettings, make_providers
 
 MESSAGES = (ChatMessage("system", "Be brief."), ChatMessage("user", "Say hello."))
@@ -292,6 +292,17 @@ async def test_breaker_opens_and_skips_model(fake: FakeUpstream) -> None:
         ("b", "ok", ""),
     ]
     assert len(fake.requests_for("a")) == 2
+
+
+async def test_half_open_breaker_lets_only_one_probe_through(fake: FakeUpstream) -> None:
+    c = completer([spec("a", fake.openai_base), spec("b", fake.openai_base)], breaker_threshold=1)
+    c.breakers = BreakerBoard(BreakerSettings(failure_threshold=1, cooldown_s=0.0))
+    breaker = c.breakers.get("a")
+    breaker.record_failure()
+    assert breaker.state == "half_open" and breaker.allow()  # another call holds the probe
+    _, result = await collect(c, decision("a", "b"))
+    assert [(a.model, a.outcome) for a in result.attempts] == [("a", "skipped"), ("b", "ok")]
+    assert result.model == "b" and fake.requests_for("a") == []
 
 
 async def test_skips_small_context_and_missing_capability(fake: FakeUpstream) -> None:

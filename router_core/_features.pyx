@@ -92,6 +92,7 @@ cdef int n_ranges = 0
 cdef uint32_t range_lo[MAX_RANGES]
 cdef uint32_t range_hi[MAX_RANGES]
 cdef int range_script[MAX_RANGES]
+cdef unsigned char bmp_script[0x10000]  # script index + 1 of each BMP code point, 0: none
 cdef int n_scripts = len(fs.SCRIPT_RANGES)
 
 cdef int n_kw = 0
@@ -136,8 +137,9 @@ def _build_tables():
         ascii_space[c] = ch.isspace()
         ascii_alnum[c] = ch.isalnum()
         ascii_op[c] = ch in fs.MATH_OPS_ALL
-        ascii_special[c] = ascii_op[c] or ch in "\n`h"
+        ascii_special[c] = ascii_op[c] or ch in "\n`:"
         ascii_scripts[c] = 0
+    memset(bmp_script, 0, sizeof(bmp_script))
     for k, ranges in enumerate(fs.SCRIPT_RANGES):
         for lo, hi in ranges:
             if n_ranges >= MAX_RANGES:
@@ -146,6 +148,10 @@ def _build_tables():
             range_hi[n_ranges] = hi
             range_script[n_ranges] = k
             n_ranges += 1
+            for c in range(lo, min(hi, 0xFFFF) + 1):
+                if bmp_script[c]:
+                    raise ModelError("script ranges overlap; the compiled extractor needs them disjoint.")
+                bmp_script[c] = k + 1
             for c in range(128):
                 if lo <= c <= hi:
                     ascii_scripts[c] |= 1U << k
@@ -195,24 +201,23 @@ cdef struct Params:
 
 
 cdef struct Scratch:
-    uint32_t *keys     # slot -> hashed index (0: empty)
-    uint32_t *cnts     # slot -> count
+    uint64_t *table    # slot -> (hashed index << 32 | count), 0: empty
     uint32_t *uniq     # slots in insertion order
     uint64_t *pairs    # (index << 32 | count), sorted
     uint64_t *tmp
     Py_ssize_t cap     # allocated slots
 
 
-cdef Scratch scratch = Scratch(NULL, NULL, NULL, NULL, NULL, 0)
+cdef Scratch scratch = Scratch(NULL, NULL, NULL, NULL, 0)
 cdef bint scratch_busy = False
 cdef object _last_spec = None
 cdef Params _last_params
 
 
 cdef void free_scratch(Scratch *sc) noexcept:
-    free(sc.keys); free(sc.cnts); free(sc.uniq); free(sc.pairs); free(sc.tmp)
-    sc.keys = sc.cnts = sc.uniq = NULL
-    sc.pairs = sc.tmp = NULL
+    free(sc.table); free(sc.uniq); free(sc.pairs); free(sc.tmp)
+    sc.table = sc.pairs = sc.tmp = NULL
+    sc.uniq = NULL
     sc.cap = 0
 
 
@@ -220,15 +225,14 @@ cdef int ensure_scratch(Scratch *sc, Py_ssize_t cap) except -1:
     if cap <= sc.cap:
         return 0
     free_scratch(sc)
-    sc.keys = <uint32_t *>malloc(cap * sizeof(uint32_t))
-    sc.cnts = <uint32_t *>malloc(cap * sizeof(uint32_t))
+    sc.table = <uint64_t *>malloc(cap * sizeof(uint64_t))
     sc.uniq = <uint32_t *>malloc(cap * sizeof(uint32_t))
     sc.pairs = <uint64_t *>malloc(cap * sizeof(uint64_t))
     sc.tmp = <uint64_t *>malloc(cap * sizeof(uint64_t))
-    if not (sc.keys and sc.cnts and sc.uniq and sc.pairs and sc.tmp):
+    if not (sc.table and sc.uniq and sc.pairs and sc.tmp):
         free_scratch(sc)
         raise MemoryError()
-    memset(sc.keys, 0, cap * sizeof(uint32_t))
+    memset(sc.table, 0, cap * sizeof(uint64_t))
     sc.cap = cap
     return 0
 
@@ -261,6 +265,8 @@ cdef inline uint32_t to_index(uint32_t h, const Params *p) noexcept:
 
 
 cdef inline double lg(double count, double scale) noexcept:
+    if count == 0.0:  # log1p(0) / scale == 0.0 exactly; skip the libm call
+        return 0.0
     return log1p(count) / scale
 
 
@@ -333,7 +339,7 @@ cdef void full_text_signals(str text, double *dense) noexcept:
     cdef uint64_t n_space = 0, n_words = 0, n_nonascii = 0, n_fences = 0, n_dod = 0
     cdef uint64_t n_list = 0, n_urls = 0
     cdef uint32_t c, last_nonspace = 0
-    cdef bint sp, prev_space = True
+    cdef uint64_t sp, prev_space = 1
     cdef int k, bucket
     memset(hist, 0, sizeof(hist))
     memset(scripts, 0, sizeof(scripts))
@@ -352,25 +358,29 @@ cdef void full_text_signals(str text, double *dense) noexcept:
                     if i >= fence_skip and matches_ascii(kind, d, i, n, b"```", 3):
                         n_fences += 1
                         fence_skip = i + 3
-                elif c == 104:
-                    if matches_ascii(kind, d, i, n, b"http://", 7) or matches_ascii(kind, d, i, n, b"https://", 8):
+                elif c == 58:  # "http://" and "https://" found at their ':'
+                    if matches_ascii(kind, d, i, n, b"://", 3) and (
+                        (i >= 4 and matches_ascii(kind, d, i - 4, n, b"http", 4))
+                        or (i >= 5 and matches_ascii(kind, d, i - 5, n, b"https", 5))
+                    ):
                         n_urls += 1
                 elif i > 0 and i + 1 < n and is_digit_at(kind, d, i - 1) and is_digit_at(kind, d, i + 1):
                     n_dod += 1
         else:
             n_nonascii += 1
             sp = Py_UNICODE_ISSPACE(c)
-            for k in range(n_ranges):
-                if range_lo[k] <= c <= range_hi[k]:
-                    scripts[range_script[k]] += 1
-        if sp:
-            n_space += 1
-            prev_space = True
-        else:
-            if prev_space:
-                n_words += 1
-            prev_space = False
-            last_nonspace = c
+            n_space += sp
+            if c <= 0xFFFF:
+                if bmp_script[c]:
+                    scripts[bmp_script[c] - 1] += 1
+            else:
+                for k in range(n_ranges):
+                    if range_lo[k] <= c <= range_hi[k]:
+                        scripts[range_script[k]] += 1
+        # branch-free: word boundaries are unpredictable
+        n_words += prev_space & (sp ^ 1)
+        prev_space = sp
+        last_nonspace = last_nonspace if sp else c
     for c in range(128):
         if hist[c] and ascii_scripts[c]:
             for k in range(n_scripts):
@@ -390,6 +400,9 @@ cdef void full_text_signals(str text, double *dense) noexcept:
     if n:
         dense[S_DIGIT] = <double>sum_hist(hist, 48, 57) / <double>n
         dense[S_UPPER] = <double>sum_hist(hist, 65, 90) / <double>n
+        for c in range(128):
+            if ascii_space[c]:
+                n_space += hist[c]
         dense[S_SPACE] = <double>n_space / <double>n
         dense[S_NON_ASCII] = <double>n_nonascii / <double>n
         for k in range(n_scripts):
@@ -527,15 +540,14 @@ cdef Py_ssize_t scan_truncated(str low, uint32_t base, uint32_t *P, WordAcc *a) 
 
 cdef inline void add_index(Scratch *sc, Py_ssize_t *nu, uint32_t mask, uint32_t idx) noexcept:
     cdef uint32_t slot = idx & mask
-    cdef uint32_t k
+    cdef uint64_t v
     while True:
-        k = sc.keys[slot]
-        if k == idx:
-            sc.cnts[slot] += 1
+        v = sc.table[slot]
+        if (v >> 32) == idx:
+            sc.table[slot] = v + 1
             return
-        if k == 0:
-            sc.keys[slot] = idx
-            sc.cnts[slot] = 1
+        if v == 0:
+            sc.table[slot] = (<uint64_t>idx << 32) | 1
             sc.uniq[nu[0]] = slot
             nu[0] += 1
             return
@@ -552,7 +564,7 @@ cdef void radix_sort(uint64_t *a, uint64_t *tmp, Py_ssize_t n, int hash_bits) no
     cdef uint64_t *src = a
     cdef uint64_t *dst = tmp
     cdef uint64_t *swap
-    if n < 48:
+    if n < 64:
         insertion_sort(a, n)
         return
     for pass_ in range(2):
@@ -623,8 +635,8 @@ cdef Py_ssize_t hashed_text(str low, const Params *p, uint32_t base, WordAcc *a,
         a.wf = NULL
     for i in range(nu):
         slot = sc.uniq[i]
-        sc.pairs[i] = (<uint64_t>sc.keys[slot] << 32) | sc.cnts[slot]
-        sc.keys[slot] = 0
+        sc.pairs[i] = sc.table[slot]
+        sc.table[slot] = 0
     radix_sort(sc.pairs, sc.tmp, nu, p.hash_bits)
     return nu
 
@@ -713,7 +725,7 @@ def extract(text, spec, meta=(), namespace=0):
         nm = j
 
         if scratch_busy:
-            local = Scratch(NULL, NULL, NULL, NULL, NULL, 0)
+            local = Scratch(NULL, NULL, NULL, NULL, 0)
             sc = &local
         else:
             sc = &scratch
@@ -787,9 +799,9 @@ cdef void keyword_signals(WordAcc *a, bint truncated, double *dense) noexcept:
 cdef void sort_meta(uint64_t *a, Py_ssize_t n, int hash_bits) noexcept:
     """Sort meta pairs by index (insertion sort, or radix sort when there are many)."""
     cdef uint64_t *tmp = NULL
-    if n >= 48:
+    if n >= 64:
         tmp = <uint64_t *>malloc(n * sizeof(uint64_t))
-    if tmp != NULL or n < 48:
+    if tmp != NULL or n < 64:
         radix_sort(a, tmp, n, hash_bits)
         free(tmp)
     else:  # out of memory: insertion sort, slow but correct

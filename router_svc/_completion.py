@@ -26,6 +26,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+import structlog
+
 from router_core._costs import estimate_tokens
 from router_core.errors import (
     NoRouteAvailable,
@@ -51,6 +53,8 @@ from router_svc._resilience import (
     retry_delay,
 )
 from router_svc.providers import ChatMessage, Provider, ProviderRequest, ProviderSettings
+
+_log = structlog.get_logger("router_svc.completion")
 
 __all__ = ["Completer", "CompletionSettings", "ResponseScorer", "as_chat_messages", "attempts_of"]
 
@@ -400,6 +404,14 @@ class Completer:
             + tokens_out * float(spec.output_price_per_mtok)
         ) / 1e6
         job.ledger.cost_usd += cost
+        if error is not None:
+            _log.warning(
+                "provider_attempt_failed",
+                model=call.model,
+                error=type(error).__name__,
+                outcome=outcome,
+                latency_ms=round((time.monotonic() - t0) * 1000.0, 3),
+            )
         job.ledger.attempts.append(
             AttemptRecord(
                 model=call.model,

@@ -68,6 +68,7 @@ class ProviderSettings:
     keepalive_expiry_s: float = 30.0
     max_response_bytes: int = 4 * 1024 * 1024
     anthropic_version: str = "2023-06-01"
+    drain_timeout_s: float = 0.05  # after the end event, read the tail so the connection is reused
     trust_env: bool = True  # honour HTTPS_PROXY and friends
 
 
@@ -219,7 +220,6 @@ class HttpProvider(Provider):
     """Shared machinery of the SSE-over-HTTP adapters: auth, limits, deadlines, cleanup."""
 
     protocol: ClassVar[str]
-    _DRAIN_S: ClassVar[float] = 0.05  # read the stream's tail so the connection can be reused
 
     def __init__(
         self,
@@ -303,7 +303,7 @@ class HttpProvider(Provider):
 
     async def _drain(self, chunks: AsyncIterator[bytes]) -> None:
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(self._DRAIN_S):
+            async with asyncio.timeout(self._settings.drain_timeout_s):
                 async for _ in chunks:
                     pass
 

@@ -153,6 +153,7 @@ class ClassifierConfig(_Frozen):
     strong: str | None = None
     weak: str | None = None
     threshold: float = Field(default=0.5, ge=0, le=1)
+    strong_share: float | None = Field(default=None, ge=0, le=1)
     quality_target: float = Field(default=0.75, ge=0, le=1)
     lambda_: float = Field(default=10.0, ge=0, alias="lambda")
     candidates: tuple[str, ...] = ()

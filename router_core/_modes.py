@@ -14,9 +14,9 @@ quality_target values are used as given.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from router_core._catalog import Catalog
 from router_core._config import ClassifierConfig
@@ -24,7 +24,7 @@ from router_core._config import ClassifierConfig
 if TYPE_CHECKING:
     from router_core._policies import RequestContext
 
-__all__ = ["MODES", "SCORE_KINDS", "Mode", "ModeParams", "threshold_score"]
+__all__ = ["MODES", "SCORE_KINDS", "Mode", "ModeParams", "card_threshold", "threshold_score"]
 
 
 def _clip(x: float) -> float:
@@ -47,6 +47,31 @@ SCORE_KINDS: dict[str, Callable[[float, float], float]] = {
 }
 
 
+def card_threshold(card: Mapping[str, Any], share: float, pair: tuple[str, str]) -> float:
+    """The threshold (on this module's [0, 1] scale) that sends about ``share`` of the
+    training prompts to the strong model, from the model card's calibration.
+
+    Raises:
+        ValueError: the card has no calibration for that share or was calibrated on another
+            (strong, weak) pair.
+    """
+    thresholds = card.get("thresholds") or {}
+    by_share = thresholds.get("by_strong_share") or {}
+    key = f"{share:.1f}"
+    if key not in by_share:
+        have = ", ".join(sorted(by_share)) or "none"
+        raise ValueError(f"the router model's card has no threshold for share {key} (has: {have})")
+    card_pair = card.get("routing_pair") or {}
+    if card_pair and (card_pair.get("strong"), card_pair.get("weak")) != pair:
+        raise ValueError(
+            f"the card's thresholds are for strong {card_pair.get('strong')!r} / weak "
+            f"{card_pair.get('weak')!r}, not {pair[0]!r} / {pair[1]!r}"
+        )
+    raw = float(by_share[key])
+    kind = thresholds.get("score", card.get("routing_score", "diff"))
+    return _clip((raw + 1.0) / 2.0) if kind == "diff" else _clip(raw)
+
+
 @dataclass(frozen=True, slots=True)
 class ModeParams:
     """Per-config parameters, with the priority shifts precomputed per priority value."""
@@ -60,10 +85,15 @@ class ModeParams:
 
     @classmethod
     def from_config(
-        cls, clf: ClassifierConfig, catalog: Catalog, score_kind: str = "diff"
+        cls,
+        clf: ClassifierConfig,
+        catalog: Catalog,
+        score_kind: str = "diff",
+        threshold: float | None = None,
     ) -> ModeParams:
         shift, factor = clf.priority_shift, clf.priority_lambda_factor
-        t, target, lam = clf.threshold, clf.quality_target, clf.lambda_
+        t = clf.threshold if threshold is None else threshold
+        target, lam = clf.quality_target, clf.lambda_
         return cls(
             strong=catalog.index[clf.strong] if clf.strong else -1,
             weak=catalog.index[clf.weak] if clf.weak else -1,

@@ -15,7 +15,7 @@ from typing import ClassVar, NamedTuple
 from router_core._catalog import Catalog
 from router_core._config import RouterConfig
 from router_core._decision import CascadeStep, Decision, QualityPredictor, RouteRequest
-from router_core._modes import MODES, ModeParams
+from router_core._modes import MODES, ModeParams, card_threshold
 from router_core._rules import CompiledRule, compile_rule
 from router_core.errors import NoRouteAvailable
 
@@ -304,8 +304,16 @@ class ClassifierPolicy(Policy):
             if pair_name is not None and qidx[cat.index[pair_name]] < 0:
                 raise config.error(("routing", "classifier", key), _unpredicted(pair_name))
         card = getattr(plan.predictor, "card", None)
-        kind = card.get("routing_score", "diff") if isinstance(card, dict) else "diff"
-        self.params = ModeParams.from_config(clf, cat, str(kind))
+        card = card if isinstance(card, dict) else {}
+        threshold = None
+        if clf.strong_share is not None and clf.strong and clf.weak:
+            pair = (cat.quality_name(clf.strong) or "", cat.quality_name(clf.weak) or "")
+            try:
+                threshold = card_threshold(card, clf.strong_share, pair)
+            except ValueError as exc:
+                raise config.error(("routing", "classifier", "strong_share"), str(exc)) from None
+        kind = str(card.get("routing_score", "diff"))
+        self.params = ModeParams.from_config(clf, cat, kind, threshold)
         self.mode = MODES[clf.mode]
 
     def score(self, ctx: RequestContext) -> Choice | None:

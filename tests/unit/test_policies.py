@@ -350,3 +350,33 @@ def test_default_filtered_out_uses_the_best_remaining() -> None:
 def test_nothing_fits_raises_no_route() -> None:
     with pytest.raises(NoRouteAvailable, match="no configured model fits"):
         route(make(), capabilities=("vision",))
+
+
+# --- threshold calibrated from the model card ----------------------------------------------
+
+CARD = {
+    "routing_score": "diff",
+    "routing_pair": {"strong": "strong", "weak": "weak"},
+    "thresholds": {"score": "diff", "by_strong_share": {"0.3": 0.2, "0.5": 0.0}},
+}
+SHARE = "  classifier: {mode: threshold, strong: strong, weak: weak, strong_share: %s}\n"
+
+
+def test_strong_share_takes_the_cards_threshold() -> None:
+    # diff 0.2 on the card's [-1, 1] scale is 0.6 here; this prompt scores (0.9-0.6+1)/2 = 0.65
+    decision = route(make(SHARE % "0.3", **CARD))
+    assert (decision.model, decision.reason) == ("strong", "threshold 0.600: score 0.650")
+    router = make(SHARE % "0.3", {"strong": 0.8, "mid": 0.8, "weak": 0.7}, **CARD)  # score 0.55
+    assert route(router).model == "weak"
+
+
+def test_strong_share_missing_from_the_card_is_a_config_error() -> None:
+    from router_core.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"strong_share: .*no threshold for share 0.7 \(has: 0.3, 0.5\)"
+    ):
+        make(SHARE % "0.7", **CARD)
+    other = {**CARD, "routing_pair": {"strong": "strong", "weak": "mid"}}
+    with pytest.raises(ConfigError, match="thresholds are for strong 'strong' / weak 'mid'"):
+        make(SHARE % "0.3", **other)

@@ -171,14 +171,28 @@ def test_provider_keys_come_from_an_existing_secret(render: Renderer) -> None:
     assert container["envFrom"] == [{"secretRef": {"name": "keys", "optional": False}}]
 
 
-def test_postgres_dsn_from_a_secret(render: Renderer) -> None:
+def test_postgres_password_from_a_secret(render: Renderer) -> None:
     values = load_values(CHART_DIR / "ci" / "postgres-values.yaml")
-    env = {e["name"]: e for e in _container(render(values))["env"]}
-    ref = env["LLM_ROUTER_STORAGE_URL"]["valueFrom"]["secretKeyRef"]
-    assert ref == {"name": "llm-router-postgres", "key": "dsn"}
-    assert "LLM_ROUTER_STORAGE_URL" not in {e["name"] for e in _container(render())["env"]}
+    manifests = render(values)
+    env = {e["name"]: e for e in _container(manifests)["env"]}
+    ref = env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "llm-router-postgres", "key": "password"}
+    assert env["PGSSLMODE"]["value"] == "require"
+    config = yaml.safe_load(one(manifests, "ConfigMap")["data"]["config.yaml"])
+    assert config["storage"]["url"].startswith("postgresql://")
+    assert "PGPASSWORD" not in {e["name"] for e in _container(render())["env"]}
+
+
+def test_postgres_misconfigurations_fail_the_render(render: Renderer) -> None:
+    storage = {"models": CONFIG_A["models"], "storage": {"url": "postgresql://u@db/x"}}
     with pytest.raises(helm.HelmError, match="existingSecret"):
-        render({"postgresql": {"enabled": True}})
+        render({"postgresql": {"enabled": True}, "config": storage})
+    with pytest.raises(helm.HelmError, match="storage.url"):
+        render({"postgresql": {"enabled": True, "existingSecret": "pg"}, "config": CONFIG_A})
+    leaky = {"models": CONFIG_A["models"], "storage": {"url": "postgresql://u:hunter2@db/x"}}
+    with pytest.raises(helm.HelmError, match="must not contain the password"):
+        render({"postgresql": {"enabled": True, "existingSecret": "pg"}, "config": leaky})
+    render({"postgresql": {"enabled": True, "existingSecret": "pg"}, "config": storage})
 
 
 def test_hpa_targets_the_deployment(render: Renderer) -> None:

@@ -100,8 +100,18 @@ Checks of values that the JSON schema cannot express; fails the render with one 
 {{- if le (int .Values.terminationGracePeriodSeconds) (int $drain) }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + server.graceSeconds (%d) so that the server drains before SIGKILL" (int .Values.terminationGracePeriodSeconds) (int $drain)) }}
 {{- end }}
-{{- if and .Values.postgresql.enabled (not .Values.postgresql.existingSecret) }}
-{{- fail "postgresql.enabled needs postgresql.existingSecret: the name of a Secret holding the DSN" }}
+{{- if .Values.postgresql.enabled }}
+{{- if not .Values.postgresql.existingSecret }}
+{{- fail "postgresql.enabled needs postgresql.existingSecret: the name of a Secret holding the database password" }}
+{{- end }}
+{{- $url := "" }}
+{{- with .Values.config.storage }}{{ $url = .url | default "" }}{{ end }}
+{{- if not (regexMatch "^postgres(ql)?://" $url) }}
+{{- fail "postgresql.enabled needs config.storage.url set to a postgresql:// DSN (without the password)" }}
+{{- end }}
+{{- if regexMatch "^postgres(ql)?://[^/@]*:[^/@]*@" $url }}
+{{- fail "config.storage.url must not contain the password: it lands in a ConfigMap; the chart sets PGPASSWORD from postgresql.existingSecret" }}
+{{- end }}
 {{- end }}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}

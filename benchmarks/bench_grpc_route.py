@@ -31,8 +31,8 @@ import grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from llm_router.v1 import router_pb2 as pb  # noqa: E402
-from llm_router.v1 import router_pb2_grpc  # noqa: E402
+from llm_router.v1 import router_pb2 as pb
+from llm_router.v1 import router_pb2_grpc
 
 PROMPT = (
     "Write a Python function that merges two sorted lists into one sorted list without using "
@@ -73,7 +73,9 @@ def main() -> int:
     args = parser.parse_args()
 
     text = (PROMPT * (args.prompt_chars // len(PROMPT) + 1))[: args.prompt_chars]
-    request = pb.RouteRequest(messages=[pb.Message(role=pb.ROLE_USER, content=text)], task_type="code")
+    request = pb.RouteRequest(
+        messages=[pb.Message(role=pb.ROLE_USER, content=text)], task_type="code"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         log_path = Path(tmp) / "server.log"
         proc, port = start_server(args.config, log_path)
@@ -103,10 +105,17 @@ def main() -> int:
         "prompt_chars": args.prompt_chars,
         "model": reply.model,
         "strategy": pb.Strategy.Name(reply.strategy),
-        "e2e_us": {q: round(percentile(e2e_us, v), 1) for q, v in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))},
+        "e2e_us": {
+            q: round(percentile(e2e_us, v), 1)
+            for q, v in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+        },
         "e2e_mean_us": round(statistics.fmean(e2e_us), 1),
-        "handler_us": {q: round(percentile(handler_us, v), 1) for q, v in (("p50", 0.5), ("p99", 0.99))},
-        "decision_us": {q: round(percentile(decision_us, v), 1) for q, v in (("p50", 0.5), ("p99", 0.99))},
+        "handler_us": {
+            q: round(percentile(handler_us, v), 1) for q, v in (("p50", 0.5), ("p99", 0.99))
+        },
+        "decision_us": {
+            q: round(percentile(decision_us, v), 1) for q, v in (("p50", 0.5), ("p99", 0.99))
+        },
         "goals": {"e2e_p50_us": 600, "handler_p99_us": 150},
     }
     print(json.dumps(result, indent=2))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import replace
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from llm_router.v1 import router_pb2 as pb
@@ -90,7 +90,9 @@ class ParsedRequest:
 
     __slots__ = ("messages", "pinned_model", "request")
 
-    def __init__(self, request: RouteRequest, messages: tuple[ChatMessage, ...], pinned: str) -> None:
+    def __init__(
+        self, request: RouteRequest, messages: tuple[ChatMessage, ...], pinned: str
+    ) -> None:
         self.request = request
         self.messages = messages
         self.pinned_model = pinned
@@ -104,7 +106,7 @@ def _enum(value: int, table: Mapping[int, str], field: str) -> str:
 
 
 def _unit_interval(msg: pb.Overrides, field: str) -> float | None:
-    if not msg.HasField(field):  # type: ignore[arg-type]
+    if not msg.HasField(field):
         return None
     value = float(getattr(msg, field))
     if not 0.0 <= value <= 1.0:  # also rejects NaN
@@ -154,7 +156,9 @@ def parse_route_request(msg: pb.RouteRequest, snapshot: RouterSnapshot) -> Parse
     overrides = msg.overrides
     pinned = overrides.model
     if pinned and pinned not in snapshot.catalog:
-        raise InvalidRequest(f"overrides.model names {pinned!r}, which is not in the model catalog.")
+        raise InvalidRequest(
+            f"overrides.model names {pinned!r}, which is not in the model catalog."
+        )
     request = RouteRequest(
         text=text,
         task_type=msg.task_type,
@@ -212,7 +216,9 @@ def decision_to_proto(
         decision_time_us=max(0, round(decision.decision_us)),
         category=decision.category,
         monitor_note=decision.monitor_note,
-        cascade=[pb.CascadeStep(model=s.model, min_confidence=s.min_confidence) for s in decision.cascade],
+        cascade=[
+            pb.CascadeStep(model=s.model, min_confidence=s.min_confidence) for s in decision.cascade
+        ],
     )
 
 
@@ -265,4 +271,3 @@ def feedback_score(msg: pb.FeedbackRequest) -> float:
 def feedback_source(msg: pb.FeedbackRequest) -> str:
     """The storage name of the feedback's source."""
     return _enum(msg.source, _SOURCES, "source")
-

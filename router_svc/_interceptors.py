@@ -42,7 +42,7 @@ def _code_name(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     if code is None:
         return "OK"
     if isinstance(code, grpc.StatusCode):
-        return code.name
+        return str(code.name)
     return str(code)
 
 
@@ -82,7 +82,7 @@ class _Call:
             self.observer.observe_rpc(self.rpc, self.code, seconds)
 
 
-class CanonicalLogInterceptor(grpc.aio.ServerInterceptor):
+class CanonicalLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Binds contextvars, maps errors to statuses and logs one line per Router RPC."""
 
     def __init__(self, observer: RpcObserver | None = None) -> None:
@@ -95,7 +95,7 @@ class CanonicalLogInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        method: str = handler_call_details.method
         if handler is None or not method.startswith(ROUTER_PREFIX):
             return handler
         wrapped = self._wrapped.get(handler)
@@ -110,12 +110,20 @@ class CanonicalLogInterceptor(grpc.aio.ServerInterceptor):
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(self._unary(handler.unary_unary, rpc), **codec)
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, rpc), **codec
+            )
         if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(self._unary(handler.stream_unary, rpc), **codec)
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary(handler.stream_unary, rpc), **codec
+            )
         if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(self._stream(handler.unary_stream, rpc), **codec)
-        return grpc.stream_stream_rpc_method_handler(self._stream(handler.stream_stream, rpc), **codec)
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(handler.unary_stream, rpc), **codec
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._stream(handler.stream_stream, rpc), **codec
+        )
 
     def _unary(self, behavior: Any, rpc: str) -> Any:
         observer = self._observer
@@ -142,7 +150,9 @@ class CanonicalLogInterceptor(grpc.aio.ServerInterceptor):
     def _stream(self, behavior: Any, rpc: str) -> Any:
         observer = self._observer
 
-        async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        async def stream(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
             call = _Call(rpc, observer)
             try:
                 # aclosing: however this generator ends, the servicer's generator (and the

@@ -83,12 +83,22 @@ class Reloader:
             try:
                 router = await asyncio.to_thread(self._loader, self._path)
             except RouterError as exc:
-                _log.error("config_reload_failed", reason=reason, path=str(self._path), error=str(exc),
-                           serving_version=old.version)
+                _log.error(
+                    "config_reload_failed",
+                    reason=reason,
+                    path=str(self._path),
+                    error=str(exc),
+                    serving_version=old.version,
+                )
                 return False
             except Exception as exc:  # noqa: BLE001 - a bad file must never take the server down
-                _log.exception("config_reload_failed", reason=reason, path=str(self._path),
-                               error=f"{type(exc).__name__}: {exc}", serving_version=old.version)
+                _log.exception(
+                    "config_reload_failed",
+                    reason=reason,
+                    path=str(self._path),
+                    error=f"{type(exc).__name__}: {exc}",
+                    serving_version=old.version,
+                )
                 return False
             finally:
                 # whatever the outcome, this state of the files has been handled
@@ -96,10 +106,15 @@ class Reloader:
             self._state.swap(router)
             new = self._state.current
             changed = [k for k in RESTART_ONLY if getattr(old.config, k) != getattr(new.config, k)]
-            _log.info("config_reloaded", reason=reason, old_version=old.version, new_version=new.version)
+            _log.info(
+                "config_reloaded", reason=reason, old_version=old.version, new_version=new.version
+            )
             if changed:
-                _log.warning("config_restart_needed", sections=changed,
-                             detail="these sections take effect at the next restart")
+                _log.warning(
+                    "config_restart_needed",
+                    sections=changed,
+                    detail="these sections take effect at the next restart",
+                )
             self._fingerprint = self._current_fingerprint()
             return True
 

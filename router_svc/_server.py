@@ -96,7 +96,7 @@ class RouterServer:
             interceptors=[CanonicalLogInterceptor(observer), *interceptors],
             options=channel_options(config),
         )
-        router_pb2_grpc.add_RouterServicer_to_server(self.servicer, self._server)
+        router_pb2_grpc.add_RouterServicer_to_server(self.servicer, self._server)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
             (ROUTER_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
@@ -126,8 +126,12 @@ class RouterServer:
         await self.health.set(ROUTER_SERVICE, _SERVING)
         if self.reloader is not None:
             self.reloader.start()
-        _log.info("server_started", address=self.address, port=self.port,
-                  config_version=self._state.version)
+        _log.info(
+            "server_started",
+            address=self.address,
+            port=self.port,
+            config_version=self._state.version,
+        )
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import grpc
 import structlog
@@ -52,7 +52,7 @@ __all__ = [
 
 MAX_COMMENT_CHARS = 4000
 _bind = structlog.contextvars.bind_contextvars
-Context = grpc.aio.ServicerContext[Any, Any]
+Context: TypeAlias = Any  # grpc.aio.ServicerContext (grpcio ships no type hints)
 
 
 class Completer(Protocol):
@@ -122,7 +122,9 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         store_prompts: bool = False,
     ) -> None:
         self._state = state
-        self._completer_for = completer_for or (None if completer is None else (lambda _s: completer))
+        self._completer_for = completer_for or (
+            None if completer is None else (lambda _s: completer)
+        )
         self._feedback = feedback_sink
         self._recorder = recorder
         self._metrics = metrics
@@ -210,7 +212,8 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         snap = self._state.current
         if self._completer_for is None:
             await context.abort(
-                grpc.StatusCode.UNIMPLEMENTED, "Complete is not enabled on this server (no completer)."
+                grpc.StatusCode.UNIMPLEMENTED,
+                "Complete is not enabled on this server (no completer).",
             )
         completer = self._completer_for(snap)  # type: ignore[misc]
         start = time.monotonic()
@@ -244,7 +247,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                     yield pb.CompleteEvent(summary=summary_to_proto(event))
         finally:
             # cancellation or a failed write: close the upstream stream now
-            await events.aclose()  # type: ignore[attr-defined]
+            await events.aclose()  # type: ignore[union-attr]
             if outcome == "failed":
                 self._record(parsed, decision, outcome="failed", cost_usd=0.0)
 

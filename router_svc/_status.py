@@ -48,7 +48,7 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status code and detail sentence to send for ``exc``."""
     if isinstance(exc, errors.RouterError):
         for cls in type(exc).__mro__:
-            code = STATUS_CODES.get(cls)  # type: ignore[call-overload]
+            code = STATUS_CODES.get(cls)
             if code is not None:
                 return code, str(exc) or INTERNAL_DETAIL
     return grpc.StatusCode.INTERNAL, INTERNAL_DETAIL

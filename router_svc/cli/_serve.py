@@ -33,9 +33,13 @@ def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "serve", help="run the gRPC routing service", description=__doc__.splitlines()[0]
     )
-    p.add_argument("--config", type=Path, default=None, help="YAML config (default: the shipped one)")
+    p.add_argument(
+        "--config", type=Path, default=None, help="YAML config (default: the shipped one)"
+    )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 in containers)")
-    p.add_argument("--port", type=int, default=None, help="port (default: server.port; 0: any free port)")
+    p.add_argument(
+        "--port", type=int, default=None, help="port (default: server.port; 0: any free port)"
+    )
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.add_argument(
         "--log-format", default="auto", choices=("auto", "json", "console"),
@@ -45,8 +49,12 @@ def register(subparsers: Any) -> None:
         "--reload-interval", type=float, default=2.0, metavar="SECONDS",
         help="how often to check the config and model files for changes (0: SIGHUP only)",
     )  # fmt: skip
-    p.add_argument("--no-complete", action="store_true", help="serve decisions only (no upstream calls)")
-    p.add_argument("--no-storage", action="store_true", help="do not log decisions or accept feedback")
+    p.add_argument(
+        "--no-complete", action="store_true", help="serve decisions only (no upstream calls)"
+    )
+    p.add_argument(
+        "--no-storage", action="store_true", help="do not log decisions or accept feedback"
+    )
     p.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
     p.set_defaults(func=run)
 
@@ -87,7 +95,7 @@ class _Completers:
         scorer = snap.router if snap.router.quality_model is not None else None
         completer = Completer(
             settings,
-            make_providers(snap.config.models, settings.provider),
+            make_providers(snap.config.models, settings.provider),  # type: ignore[arg-type]
             snap.router.catalog,
             scorer,
             breakers=self.breakers,
@@ -156,7 +164,9 @@ async def _serve(router: Any, args: argparse.Namespace) -> None:
     completers = None if args.no_complete else _Completers()
     servicer = RouterServicer(
         state,
-        completer_for=None if completers is None else lambda snap: ops.wrap_completer(completers(snap)),
+        completer_for=None
+        if completers is None
+        else lambda snap: ops.wrap_completer(completers(snap)),
         feedback_sink=ops.feedback_sink,
         recorder=ops.recorder,
         metrics=metrics,
@@ -195,9 +205,9 @@ class _MonitoredFeedback:
         self._monitor = monitor
 
     def feedback(self, fb: Any) -> object | None:
-        known = self._recorder.feedback(fb)
+        known: object | None = self._recorder.feedback(fb)
         if known is not None:
-            self._monitor.observe_feedback(known.model, known.category, fb.score)
+            self._monitor.observe_feedback(known.model, known.category, fb.score)  # type: ignore[attr-defined]
         return known
 
 

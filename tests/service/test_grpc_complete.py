@@ -42,15 +42,15 @@ async def _until(predicate: Any, attempts: int = 400) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_complete_streams_decision_deltas_then_summary(tmp_path: Path, fake: FakeUpstream) -> None:
+async def test_complete_streams_decision_deltas_then_summary(
+    tmp_path: Path, fake: FakeUpstream
+) -> None:
     fake.script("big", Stream(("Hel", "lo", "!"), usage=(11, 3)))
     completers = _Completers()
     path = upstream_config(tmp_path, fake)
     async with running_server(load_router(path), completer_for=completers) as (_, channel):
         request = pb.CompleteRequest(
-            request=pb.RouteRequest(
-                messages=REQUEST.messages, task_type="code", request_id="c-1"
-            ),
+            request=pb.RouteRequest(messages=REQUEST.messages, task_type="code", request_id="c-1"),
             max_tokens=32,
             temperature=0.2,
         )
@@ -76,7 +76,9 @@ async def test_complete_falls_back_and_reports_attempts(tmp_path: Path, fake: Fa
     completers = _Completers()
     path = upstream_config(tmp_path, fake)
     async with running_server(load_router(path), completer_for=completers) as (_, channel):
-        request = pb.CompleteRequest(request=pb.RouteRequest(messages=REQUEST.messages, task_type="code"))
+        request = pb.CompleteRequest(
+            request=pb.RouteRequest(messages=REQUEST.messages, task_type="code")
+        )
         events = [e async for e in stub(channel).Complete(request)]
     await completers.aclose()
     summary = events[-1].summary
@@ -115,7 +117,9 @@ async def test_cancelled_complete_closes_the_upstream(tmp_path: Path, fake: Fake
     await completers.aclose()
 
 
-async def test_complete_and_feedback_are_unimplemented_without_collaborators(tmp_path: Path) -> None:
+async def test_complete_and_feedback_are_unimplemented_without_collaborators(
+    tmp_path: Path,
+) -> None:
     path = write_config(tmp_path / "router.yaml")
     async with running_server(load_router(path)) as (_, channel):
         with pytest.raises(grpc.aio.AioRpcError) as complete:
@@ -129,7 +133,9 @@ async def test_complete_and_feedback_are_unimplemented_without_collaborators(tmp
     assert "no feedback store" in (feedback.value.details() or "")
 
 
-async def test_complete_validates_before_calling_upstream(tmp_path: Path, fake: FakeUpstream) -> None:
+async def test_complete_validates_before_calling_upstream(
+    tmp_path: Path, fake: FakeUpstream
+) -> None:
     completers = _Completers()
     path = upstream_config(tmp_path, fake)
     async with running_server(load_router(path), completer_for=completers) as (_, channel):
@@ -160,7 +166,9 @@ async def test_feedback_is_stored_through_the_sink(tmp_path: Path) -> None:
         router = stub(channel)
         up = await router.Feedback(
             pb.FeedbackRequest(
-                request_id="r-1", thumb=pb.THUMB_DOWN, source=pb.FEEDBACK_SOURCE_EVALUATOR,
+                request_id="r-1",
+                thumb=pb.THUMB_DOWN,
+                source=pb.FEEDBACK_SOURCE_EVALUATOR,
                 comment="wrong answer",
             )
         )
@@ -173,7 +181,10 @@ async def test_feedback_is_stored_through_the_sink(tmp_path: Path) -> None:
     assert up.accepted is True and unknown.value.code() == grpc.StatusCode.NOT_FOUND
     first = sink.records[0]
     assert (first.request_id, first.score, first.source, first.comment) == (
-        "r-1", 0.0, "evaluator", "wrong answer",
+        "r-1",
+        0.0,
+        "evaluator",
+        "wrong answer",
     )
     assert sink.records[1].source == "user" and sink.records[1].score == 0.7
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -187,7 +198,9 @@ async def test_unexpected_error_is_internal_and_logged_once(tmp_path: Path) -> N
         raise ValueError("secret prompt text")
 
     path = write_config(tmp_path / "router.yaml")
-    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+    with structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars]
+    ) as logs:
         async with running_server(load_router(path), hooks=[explode]) as (_, channel):
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub(channel).Route(REQUEST)
@@ -201,9 +214,13 @@ async def test_unexpected_error_is_internal_and_logged_once(tmp_path: Path) -> N
 
 async def test_canonical_line_per_rpc(tmp_path: Path) -> None:
     path = write_config(tmp_path / "router.yaml")
-    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+    with structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars]
+    ) as logs:
         async with running_server(load_router(path)) as (_, channel):
-            request = pb.RouteRequest(messages=[message("fix")], task_type="code", request_id="log-1")
+            request = pb.RouteRequest(
+                messages=[message("fix")], task_type="code", request_id="log-1"
+            )
             await stub(channel).Route(request)
             with pytest.raises(grpc.aio.AioRpcError):
                 await stub(channel).Route(pb.RouteRequest(request_id="log-2"))
@@ -211,7 +228,11 @@ async def test_canonical_line_per_rpc(tmp_path: Path) -> None:
     assert len(handled) == 2
     ok, bad = handled
     assert (ok["rpc"], ok["code"], ok["request_id"], ok["model"], ok["strategy"]) == (
-        "Route", "OK", "log-1", "big", "rules",
+        "Route",
+        "OK",
+        "log-1",
+        "big",
+        "rules",
     )
     assert ok["latency_ms"] >= 0 and "fix" not in str(ok)
     assert (bad["code"], bad["log_level"]) == ("INVALID_ARGUMENT", "warning")
@@ -219,13 +240,11 @@ async def test_canonical_line_per_rpc(tmp_path: Path) -> None:
     assert "request_id" not in bad or bad["request_id"] != "log-1"  # contextvars do not leak
 
 
-def test_serve_args_namespace_is_complete() -> None:
-    import router_svc.cli as cli
+def test_serve_parser_defaults() -> None:
+    from router_svc.cli import _serve
 
     parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers()
-    cli._serve.register(sub) if hasattr(cli, "_serve") else __import__(
-        "router_svc.cli._serve", fromlist=["register"]
-    ).register(sub)
+    _serve.register(parser.add_subparsers())
     args = parser.parse_args(["serve", "--port", "0", "--no-metrics"])
-    assert args.port == 0 and args.no_metrics and args.host == "127.0.0.1"
+    assert (args.port, args.no_metrics, args.host, args.config) == (0, True, "127.0.0.1", None)
+    assert args.func is _serve.run

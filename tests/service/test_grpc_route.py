@@ -46,7 +46,9 @@ async def test_route_picks_the_rule_model_and_echoes_the_request_id(config_path:
     assert not decision.HasField("status")
 
 
-async def test_route_without_a_match_uses_the_default_and_generates_an_id(config_path: Path) -> None:
+async def test_route_without_a_match_uses_the_default_and_generates_an_id(
+    config_path: Path,
+) -> None:
     async with running_server(load_router(config_path)) as (_, channel):
         decision = await stub(channel).Route(pb.RouteRequest(messages=[message("hello")]))
     assert decision.model == "small"
@@ -73,7 +75,9 @@ async def test_classifier_candidates_carry_predicted_quality(tmp_path: Path) -> 
 async def test_pinned_model_overrides_the_decision_and_keeps_scores(config_path: Path) -> None:
     async with running_server(load_router(config_path)) as (_, channel):
         request = pb.RouteRequest(
-            messages=[message("Fix this loop")], task_type="code", overrides=pb.Overrides(model="small")
+            messages=[message("Fix this loop")],
+            task_type="code",
+            overrides=pb.Overrides(model="small"),
         )
         decision = await stub(channel).Route(request)
     assert (decision.model, decision.provider) == ("small", "anthropic")
@@ -96,11 +100,7 @@ async def test_reflection_lists_the_router_service(config_path: Path) -> None:
         responses = reflection.ServerReflectionInfo(
             iter([reflection_pb2.ServerReflectionRequest(list_services="")])
         )
-        names = [
-            s.name
-            async for r in responses
-            for s in r.list_services_response.service
-        ]
+        names = [s.name async for r in responses for s in r.list_services_response.service]
     assert "llm_router.v1.Router" in names
     assert "grpc.health.v1.Health" in names
 

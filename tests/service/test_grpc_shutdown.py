@@ -33,7 +33,9 @@ class GatedCompleter:
         self.gate = asyncio.Event()
         self.started = asyncio.Event()
 
-    async def run(self, decision: Any, messages: Any, deadline: Any = None, **kw: Any) -> AsyncIterator[Any]:
+    async def run(
+        self, decision: Any, messages: Any, deadline: Any = None, **kw: Any
+    ) -> AsyncIterator[Any]:
         yield Delta("partial")
         self.started.set()
         await self.gate.wait()

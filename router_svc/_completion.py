@@ -91,7 +91,11 @@ class CompletionSettings:
         provider = ProviderSettings(
             connect_timeout_s=t.connect_timeout_s,
             read_timeout_s=getattr(t, "read_timeout_s", base.read_timeout_s),
-            max_connections=getattr(lim, "max_upstream_connections", base.max_connections),
+            max_connections=getattr(
+                lim,
+                "max_upstream_connections",
+                getattr(lim, "max_concurrent_streams", base.max_connections),
+            ),
             max_keepalive_connections=getattr(
                 lim, "max_upstream_keepalive", base.max_keepalive_connections
             ),

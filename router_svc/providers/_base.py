@@ -63,8 +63,8 @@ class ProviderSettings:
 
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0  # longest silence between two chunks
-    max_connections: int = 100
-    max_keepalive_connections: int = 20
+    max_connections: int = 1000  # per base URL; each streaming answer holds one connection
+    max_keepalive_connections: int = 100
     keepalive_expiry_s: float = 30.0
     max_response_bytes: int = 4 * 1024 * 1024
     anthropic_version: str = "2023-06-01"

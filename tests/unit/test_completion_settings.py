@@ -15,6 +15,7 @@ def test_from_shipped_config() -> None:
     assert settings.retry.max_attempts == config.retries.max_attempts
     assert settings.retry.base_delay_s == config.retries.backoff_base_s
     assert settings.breaker.failure_threshold == config.breaker.failure_threshold
+    assert settings.provider.max_connections == config.limits.max_concurrent_streams
     # keys the config does not carry keep real default values (not class slot descriptors)
     defaults = CompletionSettings()
     assert isinstance(settings.default_max_tokens, int)

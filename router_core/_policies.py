@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
+from operator import itemgetter
 from typing import ClassVar, NamedTuple
 
 from router_core._catalog import Catalog
@@ -49,6 +50,7 @@ class Plan:
         "output_tokens",
         "predicted",
         "predictor",
+        "take_quality",
         "version",
     )
 
@@ -70,6 +72,9 @@ class Plan:
         predicted = tuple(i for i, j in enumerate(catalog.quality_index) if j >= 0)
         self.predicted = self.all_indices if predicted == self.all_indices else predicted
         self.by_cost = _cost_order(catalog)
+        # every model predicted: map the prediction vector to catalog order in one C call
+        qidx = catalog.quality_index
+        self.take_quality = itemgetter(*qidx) if len(qidx) > 1 and min(qidx) >= 0 else None
         self._meta: dict[str, tuple[str, ...]] = {"": ()}
 
     def meta(self, task_type: str) -> tuple[str, ...]:
@@ -127,7 +132,7 @@ class RequestContext:
         self.input_tokens = input_tokens
         self.start_ns = start_ns
         self.use_model = use_model and plan.predictor is not None
-        self._q: list[float | None] | None = None
+        self._q: Sequence[float | None] | None = None
         t = input_tokens
         self.costs = costs = [
             t * a + b for a, b in zip(plan.cost_per_input_token, plan.cost_of_output, strict=True)
@@ -147,7 +152,7 @@ class RequestContext:
         ]
         self.eligible_indices = [i for i, ok in enumerate(eligible) if ok]
 
-    def quality(self) -> list[float | None]:
+    def quality(self) -> Sequence[float | None]:
         """Predicted quality per catalog index (None where the model has no prediction)."""
         q = self._q
         if q is None:
@@ -155,8 +160,12 @@ class RequestContext:
             if predictor is None or not self.use_model:
                 q = [None] * len(self.costs)
             else:
-                raw = predictor.predict(self.req.text, self.plan.meta(self.req.task_type)).tolist()
-                q = [raw[j] if j >= 0 else None for j in self.plan.catalog.quality_index]
+                plan = self.plan
+                raw = predictor.predict(self.req.text, plan.meta(self.req.task_type)).tolist()
+                if plan.take_quality is not None:
+                    q = plan.take_quality(raw)
+                else:
+                    q = [raw[j] if j >= 0 else None for j in plan.catalog.quality_index]
             self._q = q
         return q
 

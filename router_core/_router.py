@@ -72,7 +72,9 @@ class Router:
             if missing:
                 self._unavailable.setdefault(strategy, self._unavailable[missing[0]])
                 continue
-            self._chains[strategy] = tuple(policies[n] for n in names)
+            # a config without rules skips the rules policy entirely
+            chain = tuple(policies[n] for n in names if n != "rules" or config.routing.rules)
+            self._chains[strategy] = chain
         strategy = config.routing.strategy
         if strategy not in self._chains:
             why = self._unavailable.get(strategy, "unavailable")

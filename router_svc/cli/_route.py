@@ -86,7 +86,7 @@ def route_local(args: argparse.Namespace, text: str) -> dict[str, Any]:
 
 def route_remote(args: argparse.Namespace, text: str) -> dict[str, Any]:
     """The decision of the server at ``args.target`` (gRPC ``Route``), as a dict."""
-    import grpc  # type: ignore[import-untyped]
+    import grpc
 
     from llm_router.v1 import router_pb2 as pb
     from llm_router.v1 import router_pb2_grpc as pb_grpc

@@ -45,7 +45,7 @@ async def fake() -> AsyncIterator[FakeUpstream]:
         yield server
 
 
-def spec(name: str, base_url: str, provider: str = "openai", **kw: Any) -> ModelSpec:
+def spec(name: str, base_url: str, provider: Any = "openai", **kw: Any) -> ModelSpec:
     kw.setdefault("input_price_per_mtok", 1.0)
     kw.setdefault("output_price_per_mtok", 2.0)
     return ModelSpec(name=name, provider=provider, base_url=base_url, **kw)

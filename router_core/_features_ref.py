@@ -31,6 +31,10 @@ _LIST_ITEM = re.compile(r"(?m)^[ \t]*(?:[-*+\u2022]|[0-9]{1,3}[.)]|[A-Za-z][.)])
 _DIGIT_OP_DIGIT = re.compile(r"(?=[0-9][" + re.escape(fs.MATH_OPS_ALL) + r"][0-9])")
 
 
+def _plain(s: str) -> str:
+    return s if type(s) is str else str.__getitem__(s, slice(None))
+
+
 def _fmix32(h: int) -> int:
     h ^= h >> 16
     h = (h * 0x85EBCA6B) & fs.M32
@@ -168,6 +172,9 @@ def extract_features(
     meta = tuple(meta)
     if not all(isinstance(m, str) for m in meta):
         raise InvalidRequest("meta tokens must be strings.")
+    # str subclasses are read as their plain characters (overridden methods are ignored)
+    text = _plain(text)
+    meta = tuple(_plain(m) for m in meta)
     base = fs.base_seed(spec, namespace)
     dense = [0.0] * fs.N_SIGNALS
     _full_text_signals(text, dense)

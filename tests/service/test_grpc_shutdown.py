@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -111,9 +112,10 @@ def test_serve_cli_binds_port_zero_serves_and_exits_on_sigterm(tmp_path: Path) -
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err
-    events = [line for line in err.splitlines() if line.startswith("{")]
-    assert any('"event": "server_stopping"' in e for e in events), err
-    assert any('"event": "rpc_handled"' in e and '"rpc": "Route"' in e for e in events), err
+    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    names = [e["event"] for e in events]
+    assert "server_started" in names and "server_stopping" in names, err
+    assert any(e["event"] == "rpc_handled" and e["rpc"] == "Route" for e in events), err
     store = open_store(f"sqlite:///{tmp_path / 'decisions.db'}")
     try:
         [stored] = store.query(request_id=decision.request_id)

@@ -139,15 +139,26 @@ class Operations:
     def feedback_sink(self) -> Operations | None:
         return self if self.log is not None else None
 
+    def feedback_cached(self, fb: FeedbackRecord) -> KnownRequest | None:
+        """``feedback`` for requests this process remembers, without blocking; else None."""
+        assert self.log is not None
+        known = self.log.feedback_cached(fb)
+        if known is not None:
+            self._observe_feedback(fb, known)
+        return known
+
     def feedback(self, fb: FeedbackRecord) -> KnownRequest | None:
         """Store feedback and feed the monitor; None if the request id is unknown (blocks)."""
         assert self.log is not None
         known = self.log.feedback(fb)
+        self._observe_feedback(fb, known)
+        return known
+
+    def _observe_feedback(self, fb: FeedbackRecord, known: KnownRequest | None) -> None:
         if self.metrics is not None:
             self.metrics.feedback.labels(fb.source, "accepted" if known else "unknown").inc()
         if known is not None:
             self.monitor.observe_feedback(known.model, known.category, fb.score)
-        return known
 
     # -- completions ---------------------------------------------------------------------------
 

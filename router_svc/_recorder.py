@@ -100,10 +100,8 @@ class Recorder:
         Others (another replica, or before a restart) are looked up in the store: this blocks,
         so async callers run it in a thread. Raises ``StorageError`` if that lookup fails.
         """
-        known = self.known(fb.request_id)
+        known = self.feedback_cached(fb)
         if known is not None:
-            with self._lock:
-                self._append(fb)
             return known
         store = self._open()
         rows = store.query(request_id=fb.request_id)
@@ -115,6 +113,14 @@ class Recorder:
     def spend_today(self, tenant: str) -> float:
         """The tenant's stored spend today (blocking; for ``BudgetGuard``)."""
         return self._open().spend_today(tenant)
+
+    def feedback_cached(self, fb: FeedbackRecord) -> KnownRequest | None:
+        """Queue feedback about a request this process remembers (never blocks); else None."""
+        with self._lock:
+            known = self._known.get(fb.request_id)
+            if known is not None:
+                self._append(fb)
+            return known
 
     def _append(self, item: _Item) -> bool:
         ok = True

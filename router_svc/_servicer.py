@@ -296,8 +296,12 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             source=feedback_source(request),
             comment=request.comment,
         )
-        # an id this process did not route is looked up in the database: off the event loop
-        known = await asyncio.to_thread(sink.feedback, record)  # type: ignore[union-attr]
+        # a request this process remembers is queued inline; any other id is looked up in the
+        # database, off the event loop
+        cached = getattr(sink, "feedback_cached", None)
+        known = cached(record) if cached is not None else None
+        if known is None:
+            known = await asyncio.to_thread(sink.feedback, record)  # type: ignore[union-attr]
         _bind(accepted=known is not None)
         if known is None:
             raise NotFound("no routed request has this request_id.")

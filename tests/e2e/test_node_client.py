@@ -93,8 +93,16 @@ async def _router(tmp_path: Path, live_base_url: str) -> Any:
 
 async def _run_example(node: str, port: int, *args: str) -> tuple[int, dict[str, Any], str]:
     proc = await asyncio.create_subprocess_exec(
-        node, str(EXAMPLE), "--target", f"127.0.0.1:{port}", "--timeout-ms", "120000", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+        node,
+        str(EXAMPLE),
+        "--target",
+        f"127.0.0.1:{port}",
+        "--timeout-ms",
+        "120000",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout=180)
@@ -108,7 +116,9 @@ async def _run_example(node: str, port: int, *args: str) -> tuple[int, dict[str,
 
 @pytest.fixture
 async def fake_router(tmp_path: Path) -> AsyncIterator[tuple[int, FakeUpstream]]:
-    async with FakeUpstream(default=Stream(("Reversed", " in", " place", "."), usage=(12, 4))) as fake:
+    async with FakeUpstream(
+        default=Stream(("Reversed", " in", " place", "."), usage=(12, 4))
+    ) as fake:
         server, completers = await _router(tmp_path, fake.openai_base)
         try:
             yield server.port, fake
@@ -117,9 +127,13 @@ async def fake_router(tmp_path: Path) -> AsyncIterator[tuple[int, FakeUpstream]]
             await completers.aclose()
 
 
-async def test_route_and_complete_over_grpc_from_node(node: str, fake_router: tuple[int, FakeUpstream]) -> None:
+async def test_route_and_complete_over_grpc_from_node(
+    node: str, fake_router: tuple[int, FakeUpstream]
+) -> None:
     port, fake = fake_router
-    code, output, stderr = await _run_example(node, port, "--prompt", "Reverse a list", "--max-tokens", "16")
+    code, output, stderr = await _run_example(
+        node, port, "--prompt", "Reverse a list", "--max-tokens", "16"
+    )
     assert code == 0, stderr
     route = output["route"]
     assert route["model"] in {"smol", "dead"} and route["model"] == "smol"
@@ -137,7 +151,9 @@ async def test_route_and_complete_over_grpc_from_node(node: str, fake_router: tu
     assert sent["messages"][-1]["content"] == "Reverse a list"
 
 
-async def test_complete_falls_back_past_a_dead_upstream(node: str, fake_router: tuple[int, FakeUpstream]) -> None:
+async def test_complete_falls_back_past_a_dead_upstream(
+    node: str, fake_router: tuple[int, FakeUpstream]
+) -> None:
     port, _ = fake_router
     code, output, stderr = await _run_example(node, port, "--task-type", "broken")
     assert code == 0, stderr
@@ -146,7 +162,9 @@ async def test_complete_falls_back_past_a_dead_upstream(node: str, fake_router: 
     summary = output["complete"]["summary"]
     assert summary["model"] == "smol"
     assert [(a["model"], a["outcome"]) for a in summary["attempts"]] == [
-        ("dead", "ATTEMPT_OUTCOME_FAILED"), ("smol", "ATTEMPT_OUTCOME_OK")]
+        ("dead", "ATTEMPT_OUTCOME_FAILED"),
+        ("smol", "ATTEMPT_OUTCOME_OK"),
+    ]
     assert output["complete"]["text"] == "Reversed in place."
 
 

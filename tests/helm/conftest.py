@@ -108,5 +108,7 @@ def one(manifests: list[Manifest], kind: str, name_suffix: str = "") -> Manifest
     """The single manifest of ``kind`` whose name ends with ``name_suffix``."""
     found = [m for m in by_kind(manifests, kind) if m["metadata"]["name"].endswith(name_suffix)]
     found = [m for m in found if name_suffix or not m["metadata"]["name"].endswith("-headless")]
-    assert len(found) == 1, f"expected one {kind} *{name_suffix}, got {[m['metadata']['name'] for m in found]}"
+    assert len(found) == 1, (
+        f"expected one {kind} *{name_suffix}, got {[m['metadata']['name'] for m in found]}"
+    )
     return found[0]

@@ -62,7 +62,7 @@ def test_dashboard_is_valid_grafana_json() -> None:
     assert {"datasource", "job"} <= variables
     for expr in _targets(dashboard):
         assert expr.count("(") == expr.count(")"), expr
-        assert '$job' in expr, f"not filtered by the job variable: {expr}"
+        assert "$job" in expr, f"not filtered by the job variable: {expr}"
 
 
 def test_dashboard_uses_only_exported_metrics_and_labels() -> None:
@@ -81,5 +81,10 @@ def test_dashboard_uses_only_exported_metrics_and_labels() -> None:
                 assert label == "le" or label in labels, f"label {label!r} not on {names} ({expr})"
         used |= names
     # the headline metrics are on the dashboard
-    assert {"llm_router_rpcs", "llm_router_decision_latency_seconds", "llm_router_cost_usd",
-            "llm_router_provider_errors", "llm_router_circuit_breaker_state"} <= used
+    assert {
+        "llm_router_rpcs",
+        "llm_router_decision_latency_seconds",
+        "llm_router_cost_usd",
+        "llm_router_provider_errors",
+        "llm_router_circuit_breaker_state",
+    } <= used

@@ -34,8 +34,12 @@ def test_lint_ci_scenario(values_file: Path) -> None:
 
 def test_ci_scenarios_cover_the_issue() -> None:
     names = {p.name for p in CI_VALUES}
-    assert {"autoscaling-values.yaml", "monitoring-values.yaml", "postgres-values.yaml",
-            "networkpolicy-values.yaml"} <= names
+    assert {
+        "autoscaling-values.yaml",
+        "monitoring-values.yaml",
+        "postgres-values.yaml",
+        "networkpolicy-values.yaml",
+    } <= names
 
 
 def test_lint_reports_schema_violations() -> None:
@@ -46,8 +50,12 @@ def test_lint_reports_schema_violations() -> None:
 
 def test_schema_rejects_unknown_and_mistyped_values(chart: Any) -> None:
     chart.validate_schema(load_values(CHART_DIR / "values.yaml"))
-    for bad in ({"replicas": 3}, {"server": {"grpcPort": 70000}},
-                {"service": {"type": "ExternalName"}}, {"image": {"digest": "latest"}}):
+    for bad in (
+        {"replicas": 3},
+        {"server": {"grpcPort": 70000}},
+        {"service": {"type": "ExternalName"}},
+        {"image": {"digest": "latest"}},
+    ):
         with pytest.raises(helm.HelmValuesError):
             chart.validate_schema(bad)
 
@@ -65,11 +73,17 @@ def test_every_value_is_documented() -> None:
         while stack and stack[-1][0] >= indent:
             stack.pop()
         j = index - 1
-        while j >= 0 and lines[j].lstrip().startswith("#") and not lines[j].lstrip().startswith("# --"):
+        while (
+            j >= 0
+            and lines[j].lstrip().startswith("#")
+            and not lines[j].lstrip().startswith("# --")
+        ):
             j -= 1
         documented = (j >= 0 and lines[j].lstrip().startswith("# --")) or any(d for _, d in stack)
         key, _, rest = stripped.partition(":")
-        following = next((x for x in lines[index + 1 :] if x.strip() and not x.lstrip().startswith("#")), "")
+        following = next(
+            (x for x in lines[index + 1 :] if x.strip() and not x.lstrip().startswith("#")), ""
+        )
         is_group = not rest.strip() and not following.lstrip().startswith("- ")
         if not is_group and not documented:
             undocumented.append(key)

@@ -43,17 +43,34 @@ def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 def test_one_resource_per_template_file(render_templates: Callable[..., dict[str, str]]) -> None:
-    values = {**load_values(CHART_DIR / "ci" / "autoscaling-values.yaml"), "networkPolicy": {"enabled": True},
-              "config": CONFIG_A, "metrics": {"serviceMonitor": {"enabled": True}}}
+    values = {
+        **load_values(CHART_DIR / "ci" / "autoscaling-values.yaml"),
+        "networkPolicy": {"enabled": True},
+        "config": CONFIG_A,
+        "metrics": {"serviceMonitor": {"enabled": True}},
+    }
     rendered = render_templates(values, api_versions=[MONITORING_API])
     for path, text in rendered.items():
         if path.endswith("NOTES.txt"):
             continue
         docs = [d for d in yaml.safe_load_all(text) if d]
         assert len(docs) <= 1, f"{path} renders {len(docs)} resources"
-    kinds = {yaml.safe_load(t)["kind"] for p, t in rendered.items() if t.strip() and not p.endswith("NOTES.txt")}
-    assert {"Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-            "ServiceMonitor", "NetworkPolicy", "ServiceAccount", "Pod"} <= kinds
+    kinds = {
+        yaml.safe_load(t)["kind"]
+        for p, t in rendered.items()
+        if t.strip() and not p.endswith("NOTES.txt")
+    }
+    assert {
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "ServiceMonitor",
+        "NetworkPolicy",
+        "ServiceAccount",
+        "Pod",
+    } <= kinds
 
 
 def test_all_resources_in_the_release_namespace(render: Renderer) -> None:
@@ -78,7 +95,10 @@ def test_named_ports_on_container_and_services(render: Renderer) -> None:
     container_ports = {p["name"]: p["containerPort"] for p in _container(manifests)["ports"]}
     assert container_ports == {"grpc": 50051, "metrics": 9090}
     service = one(manifests, "Service")
-    assert {p["name"]: p["targetPort"] for p in service["spec"]["ports"]} == {"grpc": "grpc", "metrics": "metrics"}
+    assert {p["name"]: p["targetPort"] for p in service["spec"]["ports"]} == {
+        "grpc": "grpc",
+        "metrics": "metrics",
+    }
     assert {p["name"]: p.get("appProtocol") for p in service["spec"]["ports"]}["grpc"] == "grpc"
     headless = one(manifests, "Service", "-headless")
     assert headless["spec"]["clusterIP"] == "None"
@@ -90,7 +110,10 @@ def test_named_ports_on_container_and_services(render: Renderer) -> None:
 
 
 def test_headless_service_can_be_disabled(render: Renderer) -> None:
-    names = [s["metadata"]["name"] for s in by_kind(render({"headlessService": {"enabled": False}}), "Service")]
+    names = [
+        s["metadata"]["name"]
+        for s in by_kind(render({"headlessService": {"enabled": False}}), "Service")
+    ]
     assert names == ["demo-llm-router"]
 
 
@@ -202,9 +225,15 @@ def test_hpa_targets_the_deployment(render: Renderer) -> None:
     hpa = one(manifests, "HorizontalPodAutoscaler")
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"] == {
-        "apiVersion": deployment["apiVersion"], "kind": "Deployment", "name": deployment["metadata"]["name"]}
+        "apiVersion": deployment["apiVersion"],
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 12)
-    targets = {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in hpa["spec"]["metrics"]}
+    targets = {
+        m["resource"]["name"]: m["resource"]["target"]["averageUtilization"]
+        for m in hpa["spec"]["metrics"]
+    }
     assert targets == {"cpu": 65, "memory": 80}
     assert "replicas" not in deployment["spec"]  # the HPA owns the replica count
     assert _container(manifests)["resources"]["requests"]["cpu"]  # utilisation needs requests
@@ -226,7 +255,9 @@ def test_pdb_selects_the_deployment_pods(render: Renderer) -> None:
 def test_servicemonitor_needs_the_crd_capability(render: Renderer) -> None:
     values = load_values(CHART_DIR / "ci" / "monitoring-values.yaml")
     assert not by_kind(render(values), "ServiceMonitor")  # enabled, but no CRD in the cluster
-    assert not by_kind(render(None, api_versions=[MONITORING_API]), "ServiceMonitor")  # CRD, not enabled
+    assert not by_kind(
+        render(None, api_versions=[MONITORING_API]), "ServiceMonitor"
+    )  # CRD, not enabled
     manifests = render(values, api_versions=[MONITORING_API])
     monitor = one(manifests, "ServiceMonitor")
     service = one(manifests, "Service")
@@ -244,7 +275,9 @@ def test_networkpolicy_only_when_enabled(render: Renderer) -> None:
     assert not by_kind(render(), "NetworkPolicy")
     manifests = render(load_values(CHART_DIR / "ci" / "networkpolicy-values.yaml"))
     policy = one(manifests, "NetworkPolicy")
-    assert _matches(policy["spec"]["podSelector"]["matchLabels"], _pod(manifests)["metadata"]["labels"])
+    assert _matches(
+        policy["spec"]["podSelector"]["matchLabels"], _pod(manifests)["metadata"]["labels"]
+    )
     port_names = {p["name"] for p in _container(manifests)["ports"]}
     ingress_ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
     assert ingress_ports == port_names
@@ -253,8 +286,11 @@ def test_networkpolicy_only_when_enabled(render: Renderer) -> None:
     assert {53, 443, 8080} <= egress_ports
     # the helm test pod is allowed in
     test_pod = one(manifests, "Pod")
-    assert any(_matches(peer.get("podSelector", {}).get("matchLabels", {}), test_pod["metadata"]["labels"])
-               for rule in policy["spec"]["ingress"] for peer in rule.get("from", []))
+    assert any(
+        _matches(peer.get("podSelector", {}).get("matchLabels", {}), test_pod["metadata"]["labels"])
+        for rule in policy["spec"]["ingress"]
+        for peer in rule.get("from", [])
+    )
 
 
 def test_helm_test_pod_checks_grpc_health_of_the_service(render: Renderer) -> None:
@@ -270,8 +306,9 @@ def test_helm_test_pod_checks_grpc_health_of_the_service(render: Renderer) -> No
     assert pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
 
 
-@pytest.mark.parametrize("values_file", [p for p in CI_VALUES if "config" in load_values(p)],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "values_file", [p for p in CI_VALUES if "config" in load_values(p)], ids=lambda p: p.name
+)
 def test_ci_configs_are_valid_router_configs(render: Renderer, values_file: Any) -> None:
     config_module = pytest.importorskip("router_core._config")
     manifests = render(load_values(values_file))

@@ -24,7 +24,9 @@ def _validate(manifest: Manifest, version: str) -> None:
         kv.validate(_strip(manifest), version, strict=True)
     except kv.ValidationError as exc:
         path = ".".join(str(p) for p in exc.path)
-        pytest.fail(f"{manifest['__template__']} ({manifest['kind']}) invalid for {version}: {path}: {exc.message}")
+        pytest.fail(
+            f"{manifest['__template__']} ({manifest['kind']}) invalid for {version}: {path}: {exc.message}"
+        )
 
 
 def _scenario_id(path: Path | None) -> str:
@@ -33,7 +35,9 @@ def _scenario_id(path: Path | None) -> str:
 
 @pytest.mark.parametrize("version", [OLDEST, NEWEST])
 @pytest.mark.parametrize("values_file", SCENARIOS, ids=_scenario_id)
-def test_rendered_manifests_validate(render: Renderer, values_file: Path | None, version: str) -> None:
+def test_rendered_manifests_validate(
+    render: Renderer, values_file: Path | None, version: str
+) -> None:
     values = load_values(values_file) if values_file else None
     manifests = render(values, api_versions=[MONITORING_API], kube_version=f"v{version}.0")
     assert manifests

@@ -21,9 +21,6 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 from fake_upstream import FakeUpstream, Stream
-
-from llm_router.v1 import router_pb2 as pb
-from llm_router.v1 import router_pb2_grpc
 from llm_router_client import (
     AsyncRouterClient,
     ChannelSettings,
@@ -32,6 +29,9 @@ from llm_router_client import (
     TLSSettings,
     route_request,
 )
+
+from llm_router.v1 import router_pb2 as pb
+from llm_router.v1 import router_pb2_grpc
 
 T = TypeVar("T")
 
@@ -165,7 +165,9 @@ class Scripted(router_pb2_grpc.RouterServicer):
             time.sleep(self.delay_s)
         return pb.RouteDecision(request_id=request.request_id, model=self.name)
 
-    def Complete(self, request: pb.CompleteRequest, context: grpc.ServicerContext) -> Iterator[pb.CompleteEvent]:
+    def Complete(
+        self, request: pb.CompleteRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.CompleteEvent]:
         with self._lock:
             self.complete_calls += 1
         yield pb.CompleteEvent(decision=pb.RouteDecision(model=self.name))
@@ -178,7 +180,11 @@ def _serve(
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     router_pb2_grpc.add_RouterServicer_to_server(servicer, server)
     address = "127.0.0.1:0"
-    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    port = (
+        server.add_secure_port(address, credentials)
+        if credentials
+        else server.add_insecure_port(address)
+    )
     server.start()
     return server, port
 
@@ -187,7 +193,9 @@ def _serve(
 def scripted() -> Iterator[Callable[..., tuple[Scripted, int]]]:
     servers: list[grpc.Server] = []
 
-    def start(name: str = "s1", credentials: grpc.ServerCredentials | None = None, **kw: Any) -> tuple[Scripted, int]:
+    def start(
+        name: str = "s1", credentials: grpc.ServerCredentials | None = None, **kw: Any
+    ) -> tuple[Scripted, int]:
         servicer = Scripted(name, **kw)
         server, port = _serve(servicer, credentials)
         servers.append(server)
@@ -219,8 +227,11 @@ def test_route_errors_are_grpc_status(real: RealServer) -> None:
 
 
 def test_route_stream_sync_keeps_order_and_reports_bad_items(real: RealServer) -> None:
-    prompts = [route_request("a", task_type="code", request_id="1"), "x" * 5000,
-               route_request("b", request_id="3")]
+    prompts = [
+        route_request("a", task_type="code", request_id="1"),
+        "x" * 5000,
+        route_request("b", request_id="3"),
+    ]
     with RouterClient(real.target) as client:
         decisions = list(client.route_stream(prompts))
     assert [d.model for d in decisions] == ["big", "", "small"]
@@ -258,7 +269,10 @@ async def test_async_client_route_stream_complete(real: RealServer) -> None:
     async with AsyncRouterClient(real.target) as client:
         assert await client.healthy()
         decision = await client.route(route_request("Fix it", task_type="code"))
-        models = [d.model async for d in client.route_stream(["one", route_request("two", task_type="code")])]
+        models = [
+            d.model
+            async for d in client.route_stream(["one", route_request("two", task_type="code")])
+        ]
         answer = await client.complete_text("Say hello")
         events = []
         async for event in client.complete("Say hello"):
@@ -280,7 +294,9 @@ async def test_async_invalid_argument(real: RealServer) -> None:
 # -- channel behaviour against scripted servers ------------------------------------------------
 
 
-def test_unavailable_is_retried_within_the_deadline(scripted: Callable[..., tuple[Scripted, int]]) -> None:
+def test_unavailable_is_retried_within_the_deadline(
+    scripted: Callable[..., tuple[Scripted, int]],
+) -> None:
     servicer, port = scripted(fail_first=2)
     with RouterClient(f"127.0.0.1:{port}") as client:
         assert client.route("hi").model == "s1"
@@ -289,7 +305,10 @@ def test_unavailable_is_retried_within_the_deadline(scripted: Callable[..., tupl
 
 def test_no_retry_when_disabled(scripted: Callable[..., tuple[Scripted, int]]) -> None:
     servicer, port = scripted(fail_first=1)
-    with RouterClient(f"127.0.0.1:{port}", retry=None) as client, pytest.raises(grpc.RpcError) as info:
+    with (
+        RouterClient(f"127.0.0.1:{port}", retry=None) as client,
+        pytest.raises(grpc.RpcError) as info,
+    ):
         client.route("hi")
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert servicer.route_calls == 1
@@ -303,20 +322,25 @@ def test_retries_stop_at_max_attempts(scripted: Callable[..., tuple[Scripted, in
     assert servicer.route_calls == 3
 
 
-def test_a_stream_is_not_replayed_after_its_first_event(scripted: Callable[..., tuple[Scripted, int]]) -> None:
+def test_a_stream_is_not_replayed_after_its_first_event(
+    scripted: Callable[..., tuple[Scripted, int]],
+) -> None:
     servicer, port = scripted()
     with RouterClient(f"127.0.0.1:{port}") as client:
         events = []
         with pytest.raises(grpc.RpcError) as info:
             for event in client.complete("hi"):
-                events.append(event)
+                events.append(event)  # noqa: PERF402 - keep the events that precede the error
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert len(events) == 1 and servicer.complete_calls == 1
 
 
 def test_deadline_exceeded(scripted: Callable[..., tuple[Scripted, int]]) -> None:
-    servicer, port = scripted(delay_s=0.5)
-    with RouterClient(f"127.0.0.1:{port}", route_timeout_s=0.05) as client, pytest.raises(grpc.RpcError) as info:
+    _servicer, port = scripted(delay_s=0.5)
+    with (
+        RouterClient(f"127.0.0.1:{port}", route_timeout_s=0.05) as client,
+        pytest.raises(grpc.RpcError) as info,
+    ):
         client.route("hi")
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
@@ -340,7 +364,9 @@ def test_bearer_token_and_metadata(scripted: Callable[..., tuple[Scripted, int]]
     assert (seen["x-tenant"], seen["x-request-source"]) == ("t1", "test")
 
 
-def test_round_robin_spreads_calls_over_every_address(scripted: Callable[..., tuple[Scripted, int]]) -> None:
+def test_round_robin_spreads_calls_over_every_address(
+    scripted: Callable[..., tuple[Scripted, int]],
+) -> None:
     a, port_a = scripted("a")
     b, port_b = scripted("b")
     target = f"ipv4:127.0.0.1:{port_a},127.0.0.1:{port_b}"
@@ -362,21 +388,42 @@ async def test_async_round_robin_and_retry(scripted: Callable[..., tuple[Scripte
     assert a.route_calls + b.route_calls == 12  # one retried outage on each backend
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a test certificate")
+@pytest.mark.skipif(
+    shutil.which("openssl") is None, reason="needs the openssl command to make a test certificate"
+)
 def test_tls(scripted: Callable[..., tuple[Scripted, int]], tmp_path: Path) -> None:
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=router.test", "-addext", "subjectAltName=DNS:router.test",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=router.test",
+            "-addext",
+            "subjectAltName=DNS:router.test",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     credentials = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
     servicer, port = scripted("tls", credentials=credentials)
     tls = TLSSettings(root_certificates=cert.read_bytes(), server_name_override="router.test")
     with RouterClient(f"127.0.0.1:{port}", tls=tls, token="t") as client:
         assert client.route("hi").model == "tls"
-    with RouterClient(f"127.0.0.1:{port}", retry=None) as plaintext, pytest.raises(grpc.RpcError) as info:
+    with (
+        RouterClient(f"127.0.0.1:{port}", retry=None) as plaintext,
+        pytest.raises(grpc.RpcError) as info,
+    ):
         plaintext.route("hi", timeout=2)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert servicer.metadata[-1]["authorization"] == "Bearer t"

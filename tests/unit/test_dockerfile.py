@@ -167,9 +167,16 @@ def test_dockerignore_lets_the_packages_in_and_keeps_junk_out(pyproject: dict[st
     needed = ["pyproject.toml", "setup.py", *(f"{p}/__init__.py" for p in packages)]
     for path in needed:
         assert not _excluded(path), f"{path} must reach the build context"
-    for junk in [".git/config", ".venv/bin/python", "tests/unit/test_x.py", "router_core/x.so",
-                 "router_svc/__pycache__/a.pyc", "clients/node/node_modules/x/index.js",
-                 "artifacts/model.onnx", "helm/llm-router/Chart.yaml"]:
+    for junk in [
+        ".git/config",
+        ".venv/bin/python",
+        "tests/unit/test_x.py",
+        "router_core/x.so",
+        "router_svc/__pycache__/a.pyc",
+        "clients/node/node_modules/x/index.js",
+        "artifacts/model.onnx",
+        "helm/llm-router/Chart.yaml",
+    ]:
         assert _excluded(junk), f"{junk} should not be in the build context"
 
 
@@ -192,7 +199,9 @@ def test_entrypoint_is_the_installed_console_script(
     source = ROOT / (module.replace(".", "/") + ".py")
     if not source.exists():
         source = ROOT / module.replace(".", "/") / "__init__.py"
-    assert re.search(rf"^def {func}\(", source.read_text(), re.M), f"{module}:{func} not found"
+    assert re.search(rf"^def {func}\(", source.read_text(), re.MULTILINE), (
+        f"{module}:{func} not found"
+    )
     cmd = _exec_form(stages[-1].all("CMD")[-1])
     assert cmd[0] == "serve" and "--port" in cmd
 

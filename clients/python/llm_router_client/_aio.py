@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Self
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from llm_router.v1 import router_pb2 as pb
 from llm_router.v1 import router_pb2_grpc
-from llm_router_client._channel import ROUTER_SERVICE, ChannelSettings, RetryPolicy, TLSSettings
+from llm_router_client._channel import (
+    DEFAULT_RETRY,
+    ROUTER_SERVICE,
+    ChannelSettings,
+    RetryPolicy,
+    TLSSettings,
+)
 from llm_router_client._completion import Completion, CompletionBuilder
 from llm_router_client._requests import Prompt, complete_request, feedback_request, route_request
 
@@ -33,31 +39,41 @@ class AsyncRouterClient:
         token: str | None = None,
         tls: TLSSettings | bool | None = None,
         round_robin: bool = True,
-        retry: RetryPolicy | None = RetryPolicy(),
+        retry: RetryPolicy | None = DEFAULT_RETRY,
         route_timeout_s: float = 5.0,
         complete_timeout_s: float = 300.0,
     ) -> None:
         """Same arguments as ``RouterClient``."""
-        self.settings = target if isinstance(target, ChannelSettings) else ChannelSettings(
-            target, token=token, tls=tls, round_robin=round_robin, retry=retry
+        self.settings = (
+            target
+            if isinstance(target, ChannelSettings)
+            else ChannelSettings(target, token=token, tls=tls, round_robin=round_robin, retry=retry)
         )
         self.route_timeout_s = route_timeout_s
         self.complete_timeout_s = complete_timeout_s
         self._channel = self.settings.aio_channel()
-        self._stub = router_pb2_grpc.RouterStub(self._channel)
+        self._stub = router_pb2_grpc.RouterStub(self._channel)  # type: ignore[no-untyped-call]
 
     async def route(
-        self, prompt: Prompt, *, timeout: float | None = None, metadata: Sequence[tuple[str, str]] = ()
+        self,
+        prompt: Prompt,
+        *,
+        timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
     ) -> pb.RouteDecision:
         """Decide which model should answer; build rich requests with ``route_request``."""
         response: pb.RouteDecision = await self._stub.Route(
-            route_request(prompt), timeout=self.route_timeout_s if timeout is None else timeout,
+            route_request(prompt),
+            timeout=self.route_timeout_s if timeout is None else timeout,
             metadata=self.settings.call_metadata(metadata),
         )
         return response
 
     async def route_stream(
-        self, prompts: Iterable[Prompt] | AsyncIterable[Prompt], *, timeout: float | None = None,
+        self,
+        prompts: Iterable[Prompt] | AsyncIterable[Prompt],
+        *,
+        timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> AsyncIterator[pb.RouteDecision]:
         """One decision per prompt, in order, over one call; failed items carry ``status``."""
@@ -71,7 +87,8 @@ class AsyncRouterClient:
                     yield route_request(prompt)
 
         call = self._stub.RouteStream(
-            requests(), timeout=self.route_timeout_s if timeout is None else timeout,
+            requests(),
+            timeout=self.route_timeout_s if timeout is None else timeout,
             metadata=self.settings.call_metadata(metadata),
         )
         try:
@@ -81,8 +98,12 @@ class AsyncRouterClient:
             call.cancel()
 
     async def complete(
-        self, prompt: Prompt | pb.CompleteRequest, *, max_tokens: int | None = None,
-        temperature: float | None = None, timeout: float | None = None,
+        self,
+        prompt: Prompt | pb.CompleteRequest,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> AsyncIterator[pb.CompleteEvent]:
         """Route and answer: yields the decision, the text deltas, then the summary.
@@ -101,27 +122,40 @@ class AsyncRouterClient:
             call.cancel()
 
     async def complete_text(
-        self, prompt: Prompt | pb.CompleteRequest, *, max_tokens: int | None = None,
-        temperature: float | None = None, timeout: float | None = None,
+        self,
+        prompt: Prompt | pb.CompleteRequest,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout: float | None = None,
     ) -> Completion:
         """Route and answer, returning the whole answer at once."""
         builder = CompletionBuilder()
-        async for event in self.complete(prompt, max_tokens=max_tokens, temperature=temperature,
-                                         timeout=timeout):
+        async for event in self.complete(
+            prompt, max_tokens=max_tokens, temperature=temperature, timeout=timeout
+        ):
             builder.add(event)
         return builder.build()
 
     async def feedback(
-        self, request_id: str, *, score: float | None = None,
-        thumb: Literal["up", "down"] | None = None, category: str = "",
-        source: Literal["user", "evaluator", "heuristic"] = "user", comment: str = "",
+        self,
+        request_id: str,
+        *,
+        score: float | None = None,
+        thumb: Literal["up", "down"] | None = None,
+        category: str = "",
+        source: Literal["user", "evaluator", "heuristic"] = "user",
+        comment: str = "",
         timeout: float | None = None,
     ) -> bool:
         """Rate the answer to an earlier request; True when the server stored it."""
-        request = feedback_request(request_id, score=score, thumb=thumb, category=category,
-                                   source=source, comment=comment)
+        request = feedback_request(
+            request_id, score=score, thumb=thumb, category=category, source=source, comment=comment
+        )
         response: pb.FeedbackResponse = await self._stub.Feedback(
-            request, timeout=self.route_timeout_s if timeout is None else timeout, metadata=self.settings.call_metadata()
+            request,
+            timeout=self.route_timeout_s if timeout is None else timeout,
+            metadata=self.settings.call_metadata(),
         )
         return response.accepted
 
@@ -129,8 +163,11 @@ class AsyncRouterClient:
         """True when the standard health service reports SERVING."""
         stub = health_pb2_grpc.HealthStub(self._channel)
         try:
-            reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout,
-                                     metadata=self.settings.call_metadata())
+            reply = await stub.Check(
+                health_pb2.HealthCheckRequest(service=service),
+                timeout=timeout,
+                metadata=self.settings.call_metadata(),
+            )
         except grpc.RpcError:
             return False
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
@@ -139,10 +176,13 @@ class AsyncRouterClient:
         """Close the channel; in-flight calls are cancelled."""
         await self._channel.close()
 
-    async def __aenter__(self) -> AsyncRouterClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()

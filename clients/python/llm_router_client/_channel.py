@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import grpc.aio
 
-__all__ = ["ChannelSettings", "RetryPolicy", "TLSSettings", "service_config"]
+__all__ = ["DEFAULT_RETRY", "ChannelSettings", "RetryPolicy", "TLSSettings", "service_config"]
 
 ROUTER_SERVICE = "llm_router.v1.Router"
 
@@ -39,6 +39,10 @@ class RetryPolicy:
             "backoffMultiplier": self.backoff_multiplier,
             "retryableStatusCodes": list(self.retryable_codes),
         }
+
+
+#: The retry policy clients use unless told otherwise.
+DEFAULT_RETRY = RetryPolicy()
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class ChannelSettings:
     token: str | None = None
     tls: TLSSettings | bool | None = None
     round_robin: bool = True
-    retry: RetryPolicy | None = field(default_factory=RetryPolicy)
+    retry: RetryPolicy | None = DEFAULT_RETRY
     metadata: tuple[tuple[str, str], ...] = ()
     options: tuple[tuple[str, Any], ...] = ()
     max_message_bytes: int = 4 * 1024 * 1024

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal, TypeVar
 
 from llm_router.v1 import router_pb2 as pb
 
@@ -12,18 +12,41 @@ __all__ = ["Prompt", "complete_request", "feedback_request", "route_request"]
 #: A prompt: one user message, a list of (role, content) pairs, or a built RouteRequest.
 Prompt = str | Sequence[tuple[str, str]] | pb.RouteRequest
 
-_ROLES = {"system": pb.ROLE_SYSTEM, "user": pb.ROLE_USER, "assistant": pb.ROLE_ASSISTANT, "tool": pb.ROLE_TOOL}
-_PRIORITIES = {"": pb.PRIORITY_UNSPECIFIED, "cost": pb.PRIORITY_COST,
-               "balanced": pb.PRIORITY_BALANCED, "quality": pb.PRIORITY_QUALITY}
-_STRATEGIES = {"": pb.STRATEGY_UNSPECIFIED, "rules": pb.STRATEGY_RULES,
-               "classifier": pb.STRATEGY_CLASSIFIER, "cascade": pb.STRATEGY_CASCADE}
-_CAPABILITIES = {"tools": pb.CAPABILITY_TOOLS, "vision": pb.CAPABILITY_VISION, "json": pb.CAPABILITY_JSON}
+_ROLES = {
+    "system": pb.ROLE_SYSTEM,
+    "user": pb.ROLE_USER,
+    "assistant": pb.ROLE_ASSISTANT,
+    "tool": pb.ROLE_TOOL,
+}
+_PRIORITIES = {
+    "": pb.PRIORITY_UNSPECIFIED,
+    "cost": pb.PRIORITY_COST,
+    "balanced": pb.PRIORITY_BALANCED,
+    "quality": pb.PRIORITY_QUALITY,
+}
+_STRATEGIES = {
+    "": pb.STRATEGY_UNSPECIFIED,
+    "rules": pb.STRATEGY_RULES,
+    "classifier": pb.STRATEGY_CLASSIFIER,
+    "cascade": pb.STRATEGY_CASCADE,
+}
+_CAPABILITIES = {
+    "tools": pb.CAPABILITY_TOOLS,
+    "vision": pb.CAPABILITY_VISION,
+    "json": pb.CAPABILITY_JSON,
+}
 _THUMBS = {"up": pb.THUMB_UP, "down": pb.THUMB_DOWN}
-_SOURCES = {"user": pb.FEEDBACK_SOURCE_USER, "evaluator": pb.FEEDBACK_SOURCE_EVALUATOR,
-            "heuristic": pb.FEEDBACK_SOURCE_HEURISTIC}
+_SOURCES = {
+    "user": pb.FEEDBACK_SOURCE_USER,
+    "evaluator": pb.FEEDBACK_SOURCE_EVALUATOR,
+    "heuristic": pb.FEEDBACK_SOURCE_HEURISTIC,
+}
 
 
-def _lookup(table: dict[str, int], value: str, what: str) -> int:
+E = TypeVar("E")
+
+
+def _lookup(table: Mapping[str, E], value: str, what: str) -> E:
     try:
         return table[value]
     except KeyError:
@@ -33,7 +56,7 @@ def _lookup(table: dict[str, int], value: str, what: str) -> int:
 def _messages(prompt: str | Sequence[tuple[str, str]]) -> list[pb.Message]:
     if isinstance(prompt, str):
         return [pb.Message(role=pb.ROLE_USER, content=prompt)]
-    return [pb.Message(role=_lookup(_ROLES, role, "role"), content=text) for role, text in prompt]  # type: ignore[arg-type]
+    return [pb.Message(role=_lookup(_ROLES, role, "role"), content=text) for role, text in prompt]
 
 
 def route_request(
@@ -62,15 +85,15 @@ def route_request(
         messages=_messages(prompt),
         request_id=request_id,
         task_type=task_type,
-        priority=_lookup(_PRIORITIES, priority, "priority"),  # type: ignore[arg-type]
-        capabilities=[_lookup(_CAPABILITIES, c, "capability") for c in capabilities],  # type: ignore[misc]
+        priority=_lookup(_PRIORITIES, priority, "priority"),
+        capabilities=[_lookup(_CAPABILITIES, c, "capability") for c in capabilities],
         tenant=tenant,
         tags=list(tags),
     )
     if max_cost_usd is not None:
         request.max_cost_usd = max_cost_usd
     if strategy or threshold is not None or quality_target is not None or model:
-        request.overrides.strategy = _lookup(_STRATEGIES, strategy, "strategy")  # type: ignore[assignment]
+        request.overrides.strategy = _lookup(_STRATEGIES, strategy, "strategy")
         request.overrides.model = model
         if threshold is not None:
             request.overrides.threshold = threshold
@@ -113,13 +136,15 @@ def feedback_request(
     if (score is None) == (thumb is None):
         raise ValueError("give exactly one of score or thumb")
     request = pb.FeedbackRequest(
-        request_id=request_id, category=category,
-        source=_lookup(_SOURCES, source, "source"), comment=comment,  # type: ignore[arg-type]
+        request_id=request_id,
+        category=category,
+        source=_lookup(_SOURCES, source, "source"),
+        comment=comment,
     )
     if score is not None:
         if not 0.0 <= score <= 1.0:
             raise ValueError("score must be between 0 and 1")
         request.score = score
     else:
-        request.thumb = _lookup(_THUMBS, thumb or "", "thumb")  # type: ignore[assignment]
+        request.thumb = _lookup(_THUMBS, thumb or "", "thumb")
     return request

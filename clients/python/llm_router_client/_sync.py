@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Self
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from llm_router.v1 import router_pb2 as pb
 from llm_router.v1 import router_pb2_grpc
-from llm_router_client._channel import ROUTER_SERVICE, ChannelSettings, RetryPolicy, TLSSettings
+from llm_router_client._channel import (
+    DEFAULT_RETRY,
+    ROUTER_SERVICE,
+    ChannelSettings,
+    RetryPolicy,
+    TLSSettings,
+)
 from llm_router_client._completion import Completion, CompletionBuilder
 from llm_router_client._requests import Prompt, complete_request, feedback_request, route_request
 
@@ -35,7 +41,7 @@ class RouterClient:
         token: str | None = None,
         tls: TLSSettings | bool | None = None,
         round_robin: bool = True,
-        retry: RetryPolicy | None = RetryPolicy(),
+        retry: RetryPolicy | None = DEFAULT_RETRY,
         route_timeout_s: float = 5.0,
         complete_timeout_s: float = 300.0,
     ) -> None:
@@ -51,16 +57,22 @@ class RouterClient:
             route_timeout_s: default deadline of Route, RouteStream and Feedback calls.
             complete_timeout_s: default deadline of a whole Complete stream.
         """
-        self.settings = target if isinstance(target, ChannelSettings) else ChannelSettings(
-            target, token=token, tls=tls, round_robin=round_robin, retry=retry
+        self.settings = (
+            target
+            if isinstance(target, ChannelSettings)
+            else ChannelSettings(target, token=token, tls=tls, round_robin=round_robin, retry=retry)
         )
         self.route_timeout_s = route_timeout_s
         self.complete_timeout_s = complete_timeout_s
         self._channel = self.settings.sync_channel()
-        self._stub = router_pb2_grpc.RouterStub(self._channel)
+        self._stub = router_pb2_grpc.RouterStub(self._channel)  # type: ignore[no-untyped-call]
 
     def route(
-        self, prompt: Prompt, *, timeout: float | None = None, metadata: Sequence[tuple[str, str]] = ()
+        self,
+        prompt: Prompt,
+        *,
+        timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
     ) -> pb.RouteDecision:
         """Decide which model should answer; build rich requests with ``route_request``."""
         response: pb.RouteDecision = self._stub.Route(
@@ -72,19 +84,27 @@ class RouterClient:
         return response
 
     def route_stream(
-        self, prompts: Iterable[Prompt], *, timeout: float | None = None,
+        self,
+        prompts: Iterable[Prompt],
+        *,
+        timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> Iterator[pb.RouteDecision]:
         """One decision per prompt, in order, over one call; failed items carry ``status``."""
         requests = (route_request(p) for p in prompts)
         yield from self._stub.RouteStream(
-            requests, timeout=self.route_timeout_s if timeout is None else timeout,
+            requests,
+            timeout=self.route_timeout_s if timeout is None else timeout,
             metadata=self.settings.call_metadata(metadata),
         )
 
     def complete(
-        self, prompt: Prompt | pb.CompleteRequest, *, max_tokens: int | None = None,
-        temperature: float | None = None, timeout: float | None = None,
+        self,
+        prompt: Prompt | pb.CompleteRequest,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> Iterator[pb.CompleteEvent]:
         """Route and answer: yields the decision, the text deltas, then the summary.
@@ -102,26 +122,40 @@ class RouterClient:
             call.cancel()  # a no-op once the stream has ended
 
     def complete_text(
-        self, prompt: Prompt | pb.CompleteRequest, *, max_tokens: int | None = None,
-        temperature: float | None = None, timeout: float | None = None,
+        self,
+        prompt: Prompt | pb.CompleteRequest,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout: float | None = None,
     ) -> Completion:
         """Route and answer, returning the whole answer at once."""
         builder = CompletionBuilder()
-        for event in self.complete(prompt, max_tokens=max_tokens, temperature=temperature, timeout=timeout):
+        for event in self.complete(
+            prompt, max_tokens=max_tokens, temperature=temperature, timeout=timeout
+        ):
             builder.add(event)
         return builder.build()
 
     def feedback(
-        self, request_id: str, *, score: float | None = None,
-        thumb: Literal["up", "down"] | None = None, category: str = "",
-        source: Literal["user", "evaluator", "heuristic"] = "user", comment: str = "",
+        self,
+        request_id: str,
+        *,
+        score: float | None = None,
+        thumb: Literal["up", "down"] | None = None,
+        category: str = "",
+        source: Literal["user", "evaluator", "heuristic"] = "user",
+        comment: str = "",
         timeout: float | None = None,
     ) -> bool:
         """Rate the answer to an earlier request; True when the server stored it."""
-        request = feedback_request(request_id, score=score, thumb=thumb, category=category,
-                                   source=source, comment=comment)
+        request = feedback_request(
+            request_id, score=score, thumb=thumb, category=category, source=source, comment=comment
+        )
         response: pb.FeedbackResponse = self._stub.Feedback(
-            request, timeout=self.route_timeout_s if timeout is None else timeout, metadata=self.settings.call_metadata()
+            request,
+            timeout=self.route_timeout_s if timeout is None else timeout,
+            metadata=self.settings.call_metadata(),
         )
         return response.accepted
 
@@ -129,8 +163,11 @@ class RouterClient:
         """True when the standard health service reports SERVING (for this one connection)."""
         stub = health_pb2_grpc.HealthStub(self._channel)
         try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout,
-                               metadata=self.settings.call_metadata())
+            reply = stub.Check(
+                health_pb2.HealthCheckRequest(service=service),
+                timeout=timeout,
+                metadata=self.settings.call_metadata(),
+            )
         except grpc.RpcError:
             return False
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
@@ -139,10 +176,13 @@ class RouterClient:
         """Close the channel; in-flight calls are cancelled."""
         self._channel.close()
 
-    def __enter__(self) -> RouterClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()

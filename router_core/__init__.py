@@ -10,6 +10,9 @@ from router_core._costs import estimate_cost, estimate_tokens
 from router_core._decision import CascadeStep, Decision, QualityPredictor, RouteRequest
 from router_core._policies import POLICIES, Policy
 from router_core._router import Router, load_router
+from router_core._model_dir import QualityModel, default_model_dir, routing_score
+from router_core._datasets import RoutingDataset, load_dataset
+from router_core._evaluation import evaluate_predictions
 
 __all__ = [
     "FeatureSpec",
@@ -29,4 +32,10 @@ __all__ = [
     "estimate_tokens",
     "load_config",
     "load_router",
+    "QualityModel",
+    "RoutingDataset",
+    "default_model_dir",
+    "evaluate_predictions",
+    "load_dataset",
+    "routing_score",
 ]

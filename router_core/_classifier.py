@@ -1,0 +1,179 @@
+"""The sparse ONNX classifier: hashed feature indices -> P(acceptable answer) per model.
+
+Graph (built with ``onnx.helper``; the weight matrices are never multiplied by a dense
+2**hash_bits-wide input)::
+
+    indices int64 [N], values float32 [N]
+    lin = ReduceSum(Gather(W_lin, indices) * values[:, None], axis 0) + b_lin     # [M]
+    hid = Relu(ReduceSum(Gather(W_hid, indices) * values[:, None], axis 0) + b_hid) # [H]
+    quality = Sigmoid(lin + hid @ W_out)                                           # [M]
+
+With ``H = 0`` it is a linear model. Weight tables may be stored as float16 (then cast to
+float32 after the Gather) to keep the model directory small. Duplicate indices simply add,
+which the response scorer relies on (prompt and response features are concatenated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from router_core.errors import ModelError
+
+__all__ = ["LinearHiddenWeights", "OnnxClassifier", "build_classifier_graph"]
+
+OPSET = 17
+IR_VERSION = 8
+
+
+@dataclass
+class LinearHiddenWeights:
+    """Weights of the linear + one-hidden-layer model.
+
+    Attributes:
+        w_lin: [D, M] linear weights per hashed feature; b_lin: [M].
+        w_hid: [D, H] hidden-layer weights or None; b_hid: [H]; w_out: [H, M].
+    """
+
+    w_lin: np.ndarray
+    b_lin: np.ndarray
+    w_hid: np.ndarray | None = None
+    b_hid: np.ndarray | None = None
+    w_out: np.ndarray | None = None
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.w_lin.shape[1])
+
+    def predict_logits(self, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Reference (numpy) forward pass for one example; used by tests."""
+        z = (self.w_lin[indices].astype(np.float32) * values[:, None]).sum(0) + self.b_lin
+        if self.w_hid is not None and self.w_out is not None and self.b_hid is not None:
+            h = (self.w_hid[indices].astype(np.float32) * values[:, None]).sum(0) + self.b_hid
+            z = z + np.maximum(h, 0.0) @ self.w_out
+        return np.asarray(z, dtype=np.float32)
+
+
+def _bag(helper: Any, nodes: list[Any], table: str, dtype: np.dtype[Any], out: str) -> None:
+    """Append nodes computing sum_i table[indices[i]] * values[i] into ``out``."""
+    nodes.append(helper.make_node("Gather", [table, "indices"], [f"{out}_rows"], axis=0))
+    rows = f"{out}_rows"
+    if dtype != np.float32:
+        nodes.append(helper.make_node("Cast", [rows], [f"{out}_rows32"], to=1))
+        rows = f"{out}_rows32"
+    nodes.append(helper.make_node("Mul", [rows, "values_col"], [f"{out}_scaled"]))
+    nodes.append(helper.make_node("ReduceSum", [f"{out}_scaled", "axis0"], [out], keepdims=0))
+
+
+def build_classifier_graph(
+    weights: LinearHiddenWeights,
+    storage: str = "float16",
+    output_name: str = "quality",
+    doc: str = "",
+) -> bytes:
+    """Serialise ``weights`` as an ONNX model (bytes) with inputs ``indices``/``values``.
+
+    Args:
+        storage: "float16" or "float32" for the [D, *] tables (biases stay float32).
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    dtype = np.dtype(np.float16 if storage == "float16" else np.float32)
+    m = weights.n_outputs
+    inits = [
+        numpy_helper.from_array(np.ascontiguousarray(weights.w_lin, dtype=dtype), "W_lin"),
+        numpy_helper.from_array(np.asarray(weights.b_lin, np.float32).reshape(m), "b_lin"),
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+    ]
+    nodes = [helper.make_node("Unsqueeze", ["values", "axis1"], ["values_col"])]
+    _bag(helper, nodes, "W_lin", dtype, "lin_sum")
+    nodes.append(helper.make_node("Add", ["lin_sum", "b_lin"], ["lin"]))
+    logits = "lin"
+    if weights.w_hid is not None and weights.w_out is not None and weights.b_hid is not None:
+        h = int(weights.w_hid.shape[1])
+        inits += [
+            numpy_helper.from_array(np.ascontiguousarray(weights.w_hid, dtype=dtype), "W_hid"),
+            numpy_helper.from_array(np.asarray(weights.b_hid, np.float32).reshape(h), "b_hid"),
+            numpy_helper.from_array(np.asarray(weights.w_out, np.float32).reshape(h, m), "W_out"),
+        ]
+        _bag(helper, nodes, "W_hid", dtype, "hid_sum")
+        nodes += [
+            helper.make_node("Add", ["hid_sum", "b_hid"], ["hid_pre"]),
+            helper.make_node("Relu", ["hid_pre"], ["hid"]),
+            helper.make_node("MatMul", ["hid", "W_out"], ["hid_out"]),
+            helper.make_node("Add", ["lin", "hid_out"], ["logits"]),
+        ]
+        logits = "logits"
+    nodes.append(helper.make_node("Sigmoid", [logits], [output_name]))
+    graph = helper.make_graph(
+        nodes,
+        "llm_router_quality",
+        [
+            helper.make_tensor_value_info("indices", TensorProto.INT64, ["N"]),
+            helper.make_tensor_value_info("values", TensorProto.FLOAT, ["N"]),
+        ],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [m])],
+        initializer=inits,
+        doc_string=doc,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="llm-router",
+        ir_version=IR_VERSION,
+    )
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
+
+
+class OnnxClassifier:
+    """One onnxruntime session (one intra-op and one inter-op thread, sequential execution)."""
+
+    def __init__(self, path: Path, n_outputs: int | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises several private exception types
+            raise ModelError(f"{path}: not a loadable ONNX model ({type(exc).__name__})") from exc
+        names = [i.name for i in self._session.get_inputs()]
+        outs = [o.name for o in self._session.get_outputs()]
+        if sorted(names) != ["indices", "values"] or len(outs) != 1:
+            raise ModelError(f"{path}: expected inputs 'indices' and 'values' and one output")
+        self._output = outs[0]
+        shape = self._session.get_outputs()[0].shape
+        self.n_outputs = int(shape[0]) if shape and isinstance(shape[0], int) else n_outputs
+        self._buf = np.zeros(4096, dtype=np.int64)
+
+    def run(self, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """P(acceptable) per output for one example's sparse features."""
+        n = len(indices)
+        if n > len(self._buf):
+            self._buf = np.zeros(max(n, 2 * len(self._buf)), dtype=np.int64)
+        idx = self._buf[:n]
+        idx[...] = indices  # reuse the int64 buffer instead of allocating per call
+        out = self._session.run(
+            [self._output], {"indices": idx, "values": np.asarray(values, dtype=np.float32)}
+        )
+        return np.asarray(out[0], dtype=np.float32)
+
+    def run_many(self, features: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Stack :meth:`run` over many examples -> [n, outputs]."""
+        rows = [self.run(i, v) for i, v in features]
+        if not rows:
+            return np.zeros((0, self.n_outputs or 0), dtype=np.float32)
+        return np.stack(rows)

@@ -1,0 +1,271 @@
+"""From labelled data to a model directory: features, CV model selection, scorer, card.
+
+``train_model`` is what ``llm-router train`` runs; ``cross_validated_predictions`` is the
+outer K-fold protocol of ``benchmarks/bench_quality.py`` (each outer fold repeats the whole
+training recipe, inner CV included, on the other folds only).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from router_core._classifier import build_classifier_graph
+from router_core._datasets import RoutingDataset, load_contaminated, load_dataset
+from router_core._evaluation import evaluate_predictions, evaluate_two_model, roc_auc
+from router_core._feature_spec import FeatureSpec
+from router_core._model_dir import routing_score, write_model_dir
+from router_core._calibration import threshold_for_share
+from router_core._training import (
+    FitConfig,
+    featurize,
+    fit_quality,
+    kfold,
+    predict_quality,
+    select_config,
+)
+from router_core.errors import DataError
+
+__all__ = [
+    "DEFAULT_CANDIDATES",
+    "cross_validated_predictions",
+    "routing_pair",
+    "train_model",
+]
+
+Progress = Callable[[str], None]
+
+DEFAULT_CANDIDATES: tuple[FitConfig, ...] = (
+    FitConfig(alpha=3e-5),
+    FitConfig(alpha=1e-4),
+    FitConfig(alpha=3e-4),
+)
+SCORER_CONFIG = FitConfig(alpha=3e-5, shared=0.0, epochs=8)
+MIN_ROWS = 10
+
+
+def _row_meta(ds: RoutingDataset) -> list[tuple[str, ...]]:
+    """Metadata tokens per row: a JSONL ``category`` becomes the router's ``task_type=``."""
+    return [(f"task_type={c}",) if c else () for c in ds.categories]
+
+
+def routing_pair(ds: RoutingDataset) -> tuple[int, int] | None:
+    """(strong, weak) columns: the two models labelled together most often, better one first."""
+    lab = ~np.isnan(ds.outcomes)
+    m = lab.shape[1]
+    if m < 2:
+        return None
+    joint = lab.T.astype(np.int64) @ lab.astype(np.int64)
+    np.fill_diagonal(joint, -1)
+    a, b = np.unravel_index(int(np.argmax(joint)), joint.shape)
+    both = lab[:, a] & lab[:, b]
+    qa, qb = ds.outcomes[both, a].mean(), ds.outcomes[both, b].mean()
+    return (int(a), int(b)) if qa >= qb else (int(b), int(a))
+
+
+def _fit_recipe(
+    X: sp.csr_matrix,
+    Y: np.ndarray,
+    candidates: Sequence[FitConfig],
+    folds: int,
+    seed: int,
+    progress: Progress | None,
+) -> tuple[FitConfig, list[dict[str, object]]]:
+    if len(candidates) == 1:
+        return candidates[0], []
+    sel = select_config(X, Y, candidates, folds=folds, seed=seed, progress=progress)
+    return sel.config, sel.scores
+
+
+def cross_validated_predictions(
+    ds: RoutingDataset,
+    X: sp.csr_matrix,
+    folds: int = 5,
+    candidates: Sequence[FitConfig] = DEFAULT_CANDIDATES,
+    inner_folds: int = 3,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, list[dict[str, object]]]:
+    """Out-of-fold predictions [n, M]: fit on K-1 folds (inner CV selects), score the rest."""
+    P = np.zeros(ds.outcomes.shape, dtype=np.float32)
+    chosen = []
+    for k, te in enumerate(kfold(len(ds), folds, seed)):
+        tr = np.setdiff1d(np.arange(len(ds)), te)
+        cfg, _ = _fit_recipe(X[tr], ds.outcomes[tr], candidates, inner_folds, seed, None)
+        P[te] = predict_quality(fit_quality(X[tr], ds.outcomes[tr], cfg), X[te])
+        chosen.append(cfg.to_dict())
+        if progress:
+            progress(f"outer fold {k + 1}/{folds}: chose {cfg.to_dict()}")
+    return P, chosen
+
+
+def _scorer_rows(ds: RoutingDataset) -> tuple[list[int], list[str], list[str], np.ndarray]:
+    rows, models, texts, labels = [], [], [], []
+    for j, m in enumerate(ds.model_names):
+        resp = ds.responses.get(m)
+        if resp is None:
+            continue
+        for i, r in enumerate(resp):
+            if r is not None and not np.isnan(ds.outcomes[i, j]):
+                rows.append(i)
+                models.append(m)
+                texts.append(r)
+                labels.append(ds.outcomes[i, j])
+    return rows, models, texts, np.asarray(labels, dtype=np.float32)
+
+
+def _scorer_features(
+    ds: RoutingDataset, spec: FeatureSpec, rows: list[int], models: list[str], texts: list[str]
+) -> sp.csr_matrix:
+    prompts = featurize([ds.prompts[i] for i in rows], spec, None, 1)
+    responses = featurize(texts, spec, [(f"model={m}",) for m in models], 2)
+    return (prompts + responses).tocsr()  # the ONNX graph sums duplicate indices alike
+
+
+def train_scorer(
+    ds: RoutingDataset, spec: FeatureSpec, seed: int = 0, progress: Progress | None = None
+) -> tuple[Any, dict[str, object]] | None:
+    """Response-quality scorer from the responses in ``ds`` (None if there are none)."""
+    rows, models, texts, y = _scorer_rows(ds)
+    if len(rows) < MIN_ROWS or y.min() == y.max():
+        return None
+    t0 = time.perf_counter()
+    X = _scorer_features(ds, spec, rows, models, texts)
+    Y = y[:, None]
+    # hold out whole prompts (all of a prompt's responses) to measure the scorer honestly
+    prompt_ids = np.unique(rows)
+    held = set(np.random.default_rng(seed).permutation(prompt_ids)[: len(prompt_ids) // 5].tolist())
+    te = np.array([r in held for r in rows])
+    w = fit_quality(X[~te], Y[~te], SCORER_CONFIG)
+    auc = roc_auc(predict_quality(w, X[te])[:, 0], y[te] >= 0.5)
+    weights = fit_quality(X, Y, SCORER_CONFIG)
+    metrics = {
+        "rows": len(rows),
+        "models": sorted(set(models)),
+        "holdout_roc_auc": auc,
+        "holdout": "20% of prompts (all their responses)",
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    if progress:
+        progress(f"scorer: {len(rows)} responses, hold-out ROC AUC {auc:.3f}")
+    return weights, metrics
+
+
+def _card_metrics(
+    ds: RoutingDataset, P: np.ndarray, contaminated: set[str]
+) -> dict[str, object]:
+    keep = np.array([p not in contaminated for p in ds.prompts], dtype=bool)
+    g = [x for x, k in zip(ds.groups, keep) if k]
+    res = evaluate_predictions(
+        P[keep], ds.outcomes[keep], ds.costs[keep], ds.model_names, g
+    )
+    for key in ("curve", "multi"):
+        res.pop(key, None)
+    for sub in (res.get("by_group") or {}).values():
+        sub.pop("curve", None)
+        multi = sub.get("multi")
+        if isinstance(multi, dict):
+            multi.pop("curve", None)
+    return res
+
+
+def train_model(
+    paths: Sequence[str | Path],
+    out: str | Path,
+    fmt: str | None = None,
+    spec: FeatureSpec | None = None,
+    candidates: Sequence[FitConfig] = DEFAULT_CANDIDATES,
+    folds: int = 3,
+    seed: int = 0,
+    scorer: bool = True,
+    storage: str = "float16",
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Train a router model on ``paths`` and write the directory ``out`` atomically.
+
+    Returns:
+        The model card that was written.
+
+    Raises:
+        DataError: unreadable or unusable data.
+    """
+    t0 = time.perf_counter()
+    spec = spec or FeatureSpec()
+    ds = load_dataset(paths, fmt)
+    if len(ds) < MIN_ROWS:
+        raise DataError(f"{', '.join(map(str, paths))}: {len(ds)} rows is too few to train on")
+    if progress:
+        progress(f"loaded {len(ds)} prompts, {len(ds.model_names)} models")
+    X = featurize(ds.prompts, spec, _row_meta(ds))
+    if progress:
+        progress(f"features: {X.nnz / max(len(ds), 1):.0f} per prompt ({time.perf_counter() - t0:.1f}s)")
+    cfg, cv_scores = _fit_recipe(X, ds.outcomes, candidates, folds, seed, progress)
+    # out-of-fold predictions of the chosen config: the card's honest metrics
+    P = np.zeros(ds.outcomes.shape, dtype=np.float32)
+    for te in kfold(len(ds), folds, seed):
+        tr = np.setdiff1d(np.arange(len(ds)), te)
+        P[te] = predict_quality(fit_quality(X[tr], ds.outcomes[tr], cfg), X[te])
+    weights = fit_quality(X, ds.outcomes, cfg)
+    pair = routing_pair(ds)
+    card: dict[str, Any] = {
+        "feature_spec": spec.to_dict(),
+        "model_names": list(ds.model_names),
+        "architecture": {"kind": "linear", "hidden": 0, "storage": storage, "opset": 17},
+        "fit": {"config": cfg.to_dict(), "cv_folds": folds, "cv": cv_scores, "seed": seed},
+        "training_data": ds.files,
+        "training_rows": len(ds),
+        "model_costs": {
+            m: float(np.nanmean(ds.costs[:, j]))
+            for j, m in enumerate(ds.model_names)
+            if not np.isnan(ds.costs[:, j]).all()
+        },
+        "routing_score": "diff",
+    }
+    contaminated = load_contaminated(paths)
+    card["metrics"] = {
+        "protocol": f"{folds}-fold CV out-of-fold predictions on the training data "
+        "(contaminated RouteLLM prompts dropped)",
+        **_card_metrics(ds, P, contaminated),
+    }
+    if pair is not None:
+        s, w = pair
+        both = ~np.isnan(ds.outcomes[:, s]) & ~np.isnan(ds.outcomes[:, w])
+        kinds = {
+            k: evaluate_two_model(
+                routing_score(P[both], s, w, k), ds.outcomes[both, s], ds.outcomes[both, w]
+            )["apgr"]
+            for k in ("diff", "weak")
+        }
+        kind = max(kinds, key=lambda k: kinds[k])
+        scores = routing_score(P[both], s, w, kind)
+        card["routing_score"] = kind
+        card["routing_pair"] = {
+            "strong": ds.model_names[s],
+            "weak": ds.model_names[w],
+            "cv_apgr_by_score": kinds,
+        }
+        card["thresholds"] = {
+            "score": kind,
+            "by_strong_share": {
+                f"{share:.1f}": threshold_for_share(scores, share)["threshold"]
+                for share in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+            },
+        }
+    scorer_bytes = None
+    if scorer:
+        fitted = train_scorer(ds, spec, seed, progress)
+        if fitted is not None:
+            scorer_bytes = build_classifier_graph(fitted[0], storage, doc="response scorer")
+            card["scorer"] = {"file": "scorer.onnx", **fitted[1]}
+    card["training_seconds"] = round(time.perf_counter() - t0, 1)
+    model_bytes = build_classifier_graph(weights, storage, doc="llm-router quality model")
+    write_model_dir(out, model_bytes, card, scorer_bytes)
+    if progress:
+        progress(f"wrote {out} in {card['training_seconds']}s")
+    return card

@@ -1,0 +1,82 @@
+"""``llm-router train``: fit a router model directory from labelled outcome data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a router model directory from labelled outcomes",
+        description="Train a router model (model.onnx, scorer.onnx, model_card.json) from "
+        "RouteLLM CSV, RouterBench CSV or JSONL outcome files; directories are searched "
+        "recursively. The directory is written atomically.",
+    )
+    p.add_argument("--data", nargs="+", required=True, help="data files or directories")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--format", choices=("routellm", "routerbench", "jsonl"), default=None)
+    p.add_argument("--hash-bits", type=int, default=None, help="feature hash space (default 18)")
+    p.add_argument("--folds", type=int, default=3, help="cross-validation folds for selection")
+    p.add_argument("--alpha", type=float, nargs="+", default=None,
+                   help="L2 strengths to choose from (default: 3e-5 1e-4 3e-4)")
+    p.add_argument("--epochs", type=int, default=None, help="SGD passes (default 8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-scorer", action="store_true", help="skip the response-quality scorer")
+    p.add_argument("--float32", action="store_true", help="store weights as float32 (not float16)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from router_core._feature_spec import FeatureSpec
+    from router_core._train_pipeline import DEFAULT_CANDIDATES, train_model
+    from router_core._training import FitConfig
+    from router_core.errors import DataError
+
+    if args.folds < 2:
+        raise DataError("--folds must be at least 2")
+    spec = FeatureSpec() if args.hash_bits is None else FeatureSpec(hash_bits=args.hash_bits)
+    candidates = list(DEFAULT_CANDIDATES)
+    if args.alpha:
+        candidates = [FitConfig(alpha=a) for a in args.alpha]
+    if args.epochs:
+        candidates = [replace(c, epochs=args.epochs) for c in candidates]
+    candidates = [replace(c, seed=args.seed) for c in candidates]
+
+    def progress(msg: str) -> None:
+        if not args.quiet:
+            print(f"train: {msg}", file=sys.stderr, flush=True)
+
+    card = train_model(
+        args.data,
+        args.out,
+        fmt=args.format,
+        spec=spec,
+        candidates=candidates,
+        folds=args.folds,
+        seed=args.seed,
+        scorer=not args.no_scorer,
+        storage="float32" if args.float32 else "float16",
+        progress=progress,
+    )
+    metrics = card.get("metrics", {})
+    summary = {
+        "out": args.out,
+        "model_names": card["model_names"],
+        "rows": card["training_rows"],
+        "fit": card["fit"]["config"],
+        "apgr": metrics.get("apgr"),
+        "aiq": metrics.get("aiq"),
+        "scorer_roc_auc": (card.get("scorer") or {}).get("holdout_roc_auc"),
+        "seconds": card["training_seconds"],
+    }
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,156 @@
+"""The sparse ONNX classifier and model directories (golden outputs on a tiny fixture model)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from router_core._classifier import LinearHiddenWeights, OnnxClassifier, build_classifier_graph
+from router_core._model_dir import QualityModel, default_model_dir, routing_score, write_model_dir
+from router_core.errors import ModelError
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TINY = FIXTURES / "tiny_model"
+
+
+def test_golden_outputs_of_the_tiny_fixture_model() -> None:
+    clf = OnnxClassifier(TINY / "model.onnx")
+    cases = json.loads((FIXTURES / "tiny_model_golden.json").read_text())
+    assert len(cases) == 4
+    for case in cases:
+        idx = np.asarray(case["indices"], dtype=np.int32)
+        val = np.asarray(case["values"], dtype=np.float32)
+        got = clf.run(idx, val)
+        assert got.dtype == np.float32 and got.shape == (3,)
+        np.testing.assert_allclose(got, case["quality"], rtol=1e-5, atol=1e-6)
+
+
+def test_graph_matches_numpy_reference_and_float16_storage_is_close() -> None:
+    rng = np.random.default_rng(3)
+    w = LinearHiddenWeights(
+        w_lin=rng.normal(0, 1, (2048, 2)).astype(np.float32),
+        b_lin=np.array([0.1, -0.1], np.float32),
+        w_hid=rng.normal(0, 1, (2048, 3)).astype(np.float32),
+        b_hid=np.zeros(3, np.float32),
+        w_out=rng.normal(0, 1, (3, 2)).astype(np.float32),
+    )
+    idx = np.array([1, 7, 7, 2000], dtype=np.int64)  # duplicates add up
+    val = np.array([0.5, 0.25, 0.25, 1.0], dtype=np.float32)
+    expected = 1 / (1 + np.exp(-w.predict_logits(idx, val)))
+    for storage, tol in (("float32", 1e-5), ("float16", 2e-3)):
+        path = FIXTURES.parent / f".tmp_{storage}.onnx"
+        try:
+            path.write_bytes(build_classifier_graph(w, storage))
+            got = OnnxClassifier(path).run(idx, val)
+        finally:
+            path.unlink(missing_ok=True)
+        np.testing.assert_allclose(got, expected, atol=tol)
+
+
+def test_graph_input_is_sparse_not_dense() -> None:
+    import onnx
+
+    model = onnx.load(str(TINY / "model.onnx"))
+    inputs = {i.name: i for i in model.graph.input}
+    assert set(inputs) == {"indices", "values"}
+    assert inputs["indices"].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    assert [o.name for o in model.graph.output] == ["quality"]
+    assert {n.op_type for n in model.graph.node} >= {"Gather", "ReduceSum", "Sigmoid"}
+
+
+def test_quality_model_predicts_per_model_and_scores_responses() -> None:
+    qm = QualityModel.load(TINY)
+    assert qm.model_names == ("strong-model", "weak-model", "cheap-model")
+    p = qm.predict("What is the derivative of x**2?")
+    assert p.shape == (3,) and p.dtype == np.float32
+    assert np.all((p > 0) & (p < 1))
+    batch = qm.predict_batch(["What is the derivative of x**2?", "hi"])
+    np.testing.assert_allclose(batch[0], p, rtol=1e-6)
+    assert qm.has_scorer
+    s = qm.score_response("2+2?", "4", "weak-model")
+    assert 0.0 < s < 1.0
+    assert s != qm.score_response("2+2?", "5, because 2+2 is five", "weak-model")
+
+
+def test_predict_matches_features_through_reference_weights() -> None:
+    qm = QualityModel.load(TINY)
+    idx, val = qm.features("Explain quicksort step by step.")
+    import sys
+
+    sys.path.insert(0, str(FIXTURES))
+    try:
+        from make_tiny_model import tiny_weights
+    finally:
+        sys.path.remove(str(FIXTURES))
+    z = tiny_weights().predict_logits(idx.astype(np.int64), val)
+    np.testing.assert_allclose(qm.predict("Explain quicksort step by step."), 1 / (1 + np.exp(-z)), rtol=1e-5)
+
+
+def _copy(tmp_path: Path) -> Path:
+    dst = tmp_path / "m"
+    shutil.copytree(TINY, dst)
+    return dst
+
+
+def test_other_feature_version_is_a_clear_model_error(tmp_path: Path) -> None:
+    d = _copy(tmp_path)
+    card = json.loads((d / "model_card.json").read_text())
+    card["feature_spec"]["version"] = 999
+    (d / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=r"m: .*version 999"):
+        QualityModel.load(d)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: (d / "model_card.json").unlink(), "no model_card.json"),
+        (lambda d: (d / "model_card.json").write_text("{"), "not valid JSON"),
+        (lambda d: (d / "model.onnx").unlink(), "no model.onnx"),
+        (lambda d: (d / "model.onnx").write_bytes(b"garbage"), "not a loadable ONNX model"),
+    ],
+)
+def test_broken_model_dirs_raise_model_error(tmp_path: Path, mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+    d = _copy(tmp_path)
+    mutate(d)
+    with pytest.raises(ModelError, match=message):
+        QualityModel.load(d)
+
+
+def test_missing_dir_and_unknown_model(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="does not exist"):
+        QualityModel.load(tmp_path / "nope")
+    with pytest.raises(ModelError, match="not trained on 'gpt-9'"):
+        QualityModel.load(TINY).index_of("gpt-9")
+
+
+def test_write_model_dir_replaces_atomically(tmp_path: Path) -> None:
+    w = LinearHiddenWeights(w_lin=np.zeros((1024, 1), np.float32), b_lin=np.zeros(1, np.float32))
+    card = json.loads((TINY / "model_card.json").read_text())
+    card["model_names"] = ["only"]
+    target = tmp_path / "out"
+    write_model_dir(target, build_classifier_graph(w, "float32"), card)
+    write_model_dir(target, build_classifier_graph(w, "float32"), card)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert QualityModel.load(target).predict("x").tolist() == [0.5]
+
+
+def test_routing_score_kinds() -> None:
+    p = np.array([[0.9, 0.3], [0.5, 0.5]])
+    np.testing.assert_allclose(routing_score(p, 0, 1, "diff"), [0.8, 0.5])
+    np.testing.assert_allclose(routing_score(p, 0, 1, "weak"), [0.7, 0.5])
+
+
+def test_default_model_loads_and_is_small() -> None:
+    d = default_model_dir()
+    if not (d / "model.onnx").is_file():
+        pytest.skip("the default model has not been trained into this checkout")
+    qm = QualityModel.load(d)
+    assert "gpt-4-1106-preview" in qm.model_names
+    size = sum(f.stat().st_size for f in d.iterdir())
+    assert size < 20 * 1024 * 1024
+    assert qm.card["metrics"]

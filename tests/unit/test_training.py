@@ -1,0 +1,125 @@
+"""Training, evaluation and calibration end to end on a small synthetic data set (CLI level)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from router_core._model_dir import QualityModel
+from router_svc.cli import main
+
+TOPICS_HARD = ["integral of x", "prove that the sum", "derivative of", "eigenvalues of the matrix"]
+TOPICS_EASY = ["say hello to", "what colour is", "translate cat to", "capital city of"]
+
+
+def _rows(n: int = 48) -> list[dict[str, object]]:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        hard = i % 2 == 0
+        topic = (TOPICS_HARD if hard else TOPICS_EASY)[i % 4 // 2 + (i % 3 == 0) * 2]
+        prompt = f"{topic} item {rng.integers(1000)}"
+        weak_ok = 0.0 if hard else 1.0
+        rows.append(
+            {
+                "prompt": prompt,
+                "outcomes": {"big": 1.0, "small": weak_ok},
+                "costs": {"big": 0.01, "small": 0.0005},
+                "responses": {
+                    "big": "The answer is 42 because of careful steps.",
+                    "small": "I am not sure, maybe." if not weak_ok else "The answer is 42.",
+                },
+            }
+        )
+    return rows
+
+
+@pytest.fixture
+def data_file(tmp_path: Path) -> Path:
+    p = tmp_path / "data" / "outcomes.jsonl"
+    p.parent.mkdir()
+    p.write_text("\n".join(json.dumps(r) for r in _rows()) + "\n", encoding="utf-8")
+    return p
+
+
+def _train(data: Path, out: Path, *extra: str) -> int:
+    return main(["train", "--data", str(data), "--out", str(out), "--folds", "2",
+                 "--alpha", "1e-4", "--quiet", *extra])
+
+
+def test_train_eval_calibrate_end_to_end(tmp_path: Path, data_file: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "model"
+    assert _train(data_file, out) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "model_card.json", "scorer.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "model"]  # no temp dirs left
+    qm = QualityModel.load(out)
+    assert qm.model_names == ("big", "small")
+    card = qm.card
+    assert card["routing_pair"]["strong"] == "big" and card["routing_pair"]["weak"] == "small"
+    assert card["training_rows"] == 48
+    assert "apgr" in card["metrics"] and "by_strong_share" in card["thresholds"]
+    hard = qm.predict("integral of x item 5")
+    easy = qm.predict("say hello to item 5")
+    assert hard[1] < easy[1]  # the small model is predicted to fail the hard prompt
+    assert qm.has_scorer
+    good = qm.score_response("derivative of", "The answer is 42 because of careful steps.", "big")
+    bad = qm.score_response("derivative of", "I am not sure, maybe.", "small")
+    assert good > bad
+    capsys.readouterr()
+
+    report = tmp_path / "eval.json"
+    png = tmp_path / "eval.png"
+    assert main(["eval", "--model", str(out), "--data", str(data_file), "--json", str(report),
+                 "--png", str(png)]) == 0
+    res = json.loads(report.read_text())
+    for key in ("apgr", "cpt50", "cpt80", "roc_auc", "aiq", "cost_ratio_at_best_single_quality"):
+        assert key in res
+    assert res["apgr"] > 0.7  # half the prompts gain: a perfect router reaches 0.75
+    assert res["roc_auc"] > 0.95
+    assert png.stat().st_size > 1000
+    capsys.readouterr()
+
+    assert main(["calibrate", "--model", str(out), "--data", str(data_file),
+                 "--strong-share", "0.5"]) == 0
+    cal = json.loads(capsys.readouterr().out)
+    assert cal["strong_share"] == pytest.approx(0.5, abs=0.05)
+    assert cal["strong"] == "big"
+    assert main(["calibrate", "--model", str(out), "--data", str(data_file),
+                 "--budget", "0.004"]) == 0
+    cal = json.loads(capsys.readouterr().out)
+    assert cal["mean_cost"] <= 0.004 and cal["lambda"] > 0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "the file is empty"),
+        ('{"prompt": "x"}\n', "non-empty 'outcomes'"),
+        ('{"prompt": "x", "outcomes": {"a": 1}}\n', "too few to train"),
+    ],
+)
+def test_bad_training_data_exits_2_and_leaves_nothing(
+    tmp_path: Path, capsys, content: str, message: str  # type: ignore[no-untyped-def]
+) -> None:
+    data = tmp_path / "bad.jsonl"
+    data.write_text(content)
+    out = tmp_path / "model"
+    assert _train(data, out) == 2
+    err = capsys.readouterr().err
+    assert message in err and "bad.jsonl" in err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]
+
+
+def test_eval_errors_name_the_problem(tmp_path: Path, data_file: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    fixture = Path(__file__).parent / "fixtures" / "tiny_model"
+    assert main(["eval", "--model", str(fixture), "--data", str(data_file)]) == 2
+    assert "knows none of the data's models" in capsys.readouterr().err
+    assert main(["eval", "--model", str(fixture), "--data", str(data_file),
+                 "--strong", "gpt-9", "--weak", "small"]) == 2
+    assert "'gpt-9' has no outcomes" in capsys.readouterr().err
+    assert main(["eval", "--model", str(tmp_path / "none"), "--data", str(data_file)]) == 2
+    assert "does not exist" in capsys.readouterr().err

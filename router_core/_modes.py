@@ -48,8 +48,8 @@ SCORE_KINDS: dict[str, Callable[[float, float], float]] = {
 
 
 def card_threshold(card: Mapping[str, Any], share: float, pair: tuple[str, str]) -> float:
-    """The threshold (on this module's [0, 1] scale) that sends about ``share`` of the
-    training prompts to the strong model, from the model card's calibration.
+    """The threshold that sent about ``share`` of the training prompts to the strong model,
+    from the model card's calibration.
 
     Raises:
         ValueError: the card has no calibration for that share or was calibrated on another
@@ -67,9 +67,8 @@ def card_threshold(card: Mapping[str, Any], share: float, pair: tuple[str, str])
             f"the card's thresholds are for strong {card_pair.get('strong')!r} / weak "
             f"{card_pair.get('weak')!r}, not {pair[0]!r} / {pair[1]!r}"
         )
-    raw = float(by_share[key])
-    kind = thresholds.get("score", card.get("routing_score", "diff"))
-    return _clip((raw + 1.0) / 2.0) if kind == "diff" else _clip(raw)
+    # the card's thresholds are on the same [0, 1] score scale (router_core._model_dir.routing_score)
+    return _clip(float(by_share[key]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -357,13 +357,13 @@ def test_nothing_fits_raises_no_route() -> None:
 CARD = {
     "routing_score": "diff",
     "routing_pair": {"strong": "strong", "weak": "weak"},
-    "thresholds": {"score": "diff", "by_strong_share": {"0.3": 0.2, "0.5": 0.0}},
+    "thresholds": {"score": "diff", "by_strong_share": {"0.3": 0.6, "0.5": 0.5}},
 }
 SHARE = "  classifier: {mode: threshold, strong: strong, weak: weak, strong_share: %s}\n"
 
 
 def test_strong_share_takes_the_cards_threshold() -> None:
-    # diff 0.2 on the card's [-1, 1] scale is 0.6 here; this prompt scores (0.9-0.6+1)/2 = 0.65
+    # the card's threshold for 30% strong is 0.6; this prompt scores (0.9 - 0.6 + 1) / 2 = 0.65
     decision = route(make(SHARE % "0.3", **CARD))
     assert (decision.model, decision.reason) == ("strong", "threshold 0.600: score 0.650")
     router = make(SHARE % "0.3", {"strong": 0.8, "mid": 0.8, "weak": 0.7}, **CARD)  # score 0.55

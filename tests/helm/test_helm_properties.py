@@ -293,6 +293,34 @@ def test_networkpolicy_only_when_enabled(render: Renderer) -> None:
     )
 
 
+def test_only_router_pods_match_the_selectors(render: Renderer) -> None:
+    manifests = render(
+        load_values(CHART_DIR / "ci" / "monitoring-values.yaml"), api_versions=[MONITORING_API]
+    )
+    test_pod_labels = one(manifests, "Pod")["metadata"]["labels"]
+    selectors = [s["spec"]["selector"] for s in by_kind(manifests, "Service")]
+    selectors += [
+        one(manifests, kind)["spec"]["selector"]["matchLabels"]
+        for kind in ("PodDisruptionBudget", "ServiceMonitor", "Deployment")
+    ]
+    for selector in selectors:
+        assert not _matches(selector, test_pod_labels), selector
+
+
+def test_rendered_yaml_has_no_duplicate_keys(
+    render_templates: Callable[..., dict[str, str]],
+) -> None:
+    from conftest import parse_manifests
+
+    broken = {"x.yaml": "kind: Pod\nmetadata:\n  labels:\n    a: 1\n    a: 2\n"}
+    with pytest.raises(yaml.YAMLError, match="duplicate"):
+        parse_manifests(broken)
+    for values_file in CI_VALUES:
+        assert parse_manifests(
+            render_templates(load_values(values_file), api_versions=[MONITORING_API])
+        )
+
+
 def test_helm_test_pod_checks_grpc_health_of_the_service(render: Renderer) -> None:
     manifests = render()
     pod = one(manifests, "Pod")

@@ -114,24 +114,32 @@ def _unit_interval(msg: pb.Overrides, field: str) -> float | None:
     return value
 
 
-def parse_route_request(msg: pb.RouteRequest, snapshot: RouterSnapshot) -> ParsedRequest:
+def parse_route_request(
+    msg: pb.RouteRequest, snapshot: RouterSnapshot, *, keep_messages: bool = False
+) -> ParsedRequest:
     """Validate a wire request against the snapshot's limits and catalog.
 
     The routed text is every message's content joined by blank lines (system prompts say a
-    lot about the task); its length is what ``limits.max_prompt_chars`` bounds.
+    lot about the task); its length is what ``limits.max_prompt_chars`` bounds. The chat
+    turns themselves are kept only when ``keep_messages`` (Complete needs them, Route not).
 
     Raises:
         InvalidRequest: no messages, no text, prompt over the limit, a bad enum or number,
             or an override naming a model that is not in the catalog.
     """
-    if not msg.messages:
+    raw = msg.messages
+    if not raw:
         raise InvalidRequest("the request has no messages; send at least one.")
-    messages = tuple(
-        ChatMessage(_enum(m.role, _ROLES, f"messages[{i}].role"), m.content)
-        for i, m in enumerate(msg.messages)
-    )
-    text = messages[0].content if len(messages) == 1 else "\n\n".join(m.content for m in messages)
-    if not text.strip():
+    roles: list[str] = []
+    contents: list[str] = []
+    for i, m in enumerate(raw):
+        role = _ROLES.get(m.role)
+        if role is None:
+            raise InvalidRequest(f"messages[{i}].role has the unknown value {m.role}.")
+        roles.append(role)
+        contents.append(m.content)
+    text = contents[0] if len(contents) == 1 else "\n\n".join(contents)
+    if not text or text.isspace():
         raise InvalidRequest("the messages contain no text.")
     limit = snapshot.config.limits.max_prompt_chars
     if len(text) > limit:
@@ -144,21 +152,28 @@ def parse_route_request(msg: pb.RouteRequest, snapshot: RouterSnapshot) -> Parse
         max_cost = msg.max_cost_usd
         if not max_cost > 0.0:  # also rejects NaN; "no cap" is expressed by leaving it unset
             raise InvalidRequest("max_cost_usd must be greater than 0 when set.")
-    capabilities = tuple(
-        sorted(
-            {
-                _enum(c, _CAPABILITIES, "capabilities")
-                for c in msg.capabilities
-                if c != pb.CAPABILITY_UNSPECIFIED
-            }
+    capabilities: tuple[str, ...] = ()
+    if msg.capabilities:
+        capabilities = tuple(
+            sorted(
+                {
+                    _enum(c, _CAPABILITIES, "capabilities")
+                    for c in msg.capabilities
+                    if c != pb.CAPABILITY_UNSPECIFIED
+                }
+            )
         )
-    )
-    overrides = msg.overrides
-    pinned = overrides.model
-    if pinned and pinned not in snapshot.catalog:
-        raise InvalidRequest(
-            f"overrides.model names {pinned!r}, which is not in the model catalog."
-        )
+    strategy, threshold, quality_target, pinned = "", None, None, ""
+    if msg.HasField("overrides"):
+        overrides = msg.overrides
+        strategy = _enum(overrides.strategy, _STRATEGIES_IN, "overrides.strategy")
+        threshold = _unit_interval(overrides, "threshold")
+        quality_target = _unit_interval(overrides, "quality_target")
+        pinned = overrides.model
+        if pinned and pinned not in snapshot.catalog:
+            raise InvalidRequest(
+                f"overrides.model names {pinned!r}, which is not in the model catalog."
+            )
     request = RouteRequest(
         text=text,
         task_type=msg.task_type,
@@ -166,12 +181,13 @@ def parse_route_request(msg: pb.RouteRequest, snapshot: RouterSnapshot) -> Parse
         max_cost_usd=max_cost,
         capabilities=capabilities,
         tenant=msg.tenant,
-        tags=tuple(msg.tags),
+        tags=tuple(msg.tags) if msg.tags else (),
         request_id=request_id or os.urandom(16).hex(),  # 128 random bits, 6x cheaper than uuid4
-        strategy=_enum(overrides.strategy, _STRATEGIES_IN, "overrides.strategy"),
-        threshold=_unit_interval(overrides, "threshold"),
-        quality_target=_unit_interval(overrides, "quality_target"),
+        strategy=strategy,
+        threshold=threshold,
+        quality_target=quality_target,
     )
+    messages = tuple(map(ChatMessage, roles, contents)) if keep_messages else ()
     return ParsedRequest(request, messages, pinned)
 
 

@@ -1,8 +1,8 @@
 """The outermost server interceptor: contextvars, one canonical log line per RPC, error mapping.
 
-For every ``llm_router.v1.Router`` method it clears the structlog contextvars, binds ``rpc``,
-runs the handler (the servicer binds request id, strategy, model, tokens ... as it learns
-them), translates a ``RouterError`` into its status (``_status.py``), turns anything else
+For every ``llm_router.v1.Router`` method it starts the RPC's field dict with ``rpc``
+(``_logging.start_rpc``), runs the handler (the servicer annotates request id, strategy,
+model, tokens ... as it learns them), translates a ``RouterError`` into its status (``_status.py``), turns anything else
 into INTERNAL (logged with its traceback, never sent to the caller), and writes one line,
 ``rpc_handled``, with the status code and latency. Health and reflection pass through.
 """
@@ -16,10 +16,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 import grpc
-import structlog
 
 from router_core.errors import RouterError
-from router_svc._logging import get_logger
+from router_svc._logging import get_logger, start_rpc
 from router_svc._status import status_for
 
 __all__ = ["CanonicalLogInterceptor", "RpcObserver"]
@@ -27,8 +26,6 @@ __all__ = ["CanonicalLogInterceptor", "RpcObserver"]
 ROUTER_PREFIX = "/llm_router.v1.Router/"
 
 _log = get_logger(__name__)
-_bind = structlog.contextvars.bind_contextvars
-_clear = structlog.contextvars.clear_contextvars
 
 
 class RpcObserver(Protocol):
@@ -49,11 +46,10 @@ def _code_name(context: grpc.aio.ServicerContext[Any, Any]) -> str:
 class _Call:
     """Bookkeeping of one RPC: start time, final code, the canonical line."""
 
-    __slots__ = ("code", "observer", "rpc", "start")
+    __slots__ = ("code", "fields", "observer", "rpc", "start")
 
     def __init__(self, rpc: str, observer: RpcObserver | None) -> None:
-        _clear()
-        _bind(rpc=rpc)
+        self.fields = start_rpc(rpc=rpc)
         self.rpc = rpc
         self.observer = observer
         self.code = "OK"
@@ -64,7 +60,7 @@ class _Call:
         code, detail = status_for(exc)
         self.code = code.name
         if isinstance(exc, RouterError):
-            _bind(error=detail)
+            self.fields["error"] = detail
         else:
             _log.exception("rpc_crashed", error_type=type(exc).__name__)
         await context.abort(code, detail)
@@ -72,12 +68,15 @@ class _Call:
     def finish(self) -> None:
         seconds = time.perf_counter() - self.start
         latency_ms = round(seconds * 1000.0, 3)
+        fields = self.fields
+        fields["code"] = self.code
+        fields["latency_ms"] = latency_ms
         if self.code == "OK":
-            _log.info("rpc_handled", code=self.code, latency_ms=latency_ms)
+            _log.info("rpc_handled", **fields)
         elif self.code == "INTERNAL":
-            _log.error("rpc_handled", code=self.code, latency_ms=latency_ms)
+            _log.error("rpc_handled", **fields)
         else:
-            _log.warning("rpc_handled", code=self.code, latency_ms=latency_ms)
+            _log.warning("rpc_handled", **fields)
         if self.observer is not None:
             self.observer.observe_rpc(self.rpc, self.code, seconds)
 

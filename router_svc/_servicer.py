@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import grpc
-import structlog
 
 from llm_router.v1 import router_pb2 as pb
 from llm_router.v1 import router_pb2_grpc
@@ -33,6 +32,7 @@ from router_svc._convert import (
     summary_to_proto,
 )
 from router_svc._events import CompletionResult, Delta
+from router_svc._logging import annotate
 from router_svc._status import status_for
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ __all__ = [
 ]
 
 MAX_COMMENT_CHARS = 4000
-_bind = structlog.contextvars.bind_contextvars
 Context: TypeAlias = Any  # grpc.aio.ServicerContext (grpcio ships no type hints)
 
 
@@ -174,9 +173,9 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         snap = self._state.current
         parsed = parse_route_request(request, snap)
         request_id = parsed.request.request_id
-        _bind(request_id=request_id)
+        annotate(request_id=request_id)
         decision = self._decide(snap, parsed)
-        _bind(
+        annotate(
             strategy=decision.strategy,
             model=decision.model,
             category=decision.category,
@@ -204,7 +203,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                 self._record(parsed, decision)
                 yield decision_to_proto(decision, parsed.request.request_id, snap.catalog)
         finally:
-            _bind(items=items, failed_items=failed)
+            annotate(items=items, failed_items=failed)
 
     async def Complete(
         self, request: pb.CompleteRequest, context: Context
@@ -217,12 +216,12 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             )
         completer = self._completer_for(snap)  # type: ignore[misc]
         start = time.monotonic()
-        parsed = parse_route_request(request.request, snap)
+        parsed = parse_route_request(request.request, snap, keep_messages=True)
         _check_sampling(request)
         request_id = parsed.request.request_id
-        _bind(request_id=request_id)
+        annotate(request_id=request_id)
         decision = self._decide(snap, parsed)
-        _bind(strategy=decision.strategy, model=decision.model, category=decision.category)
+        annotate(strategy=decision.strategy, model=decision.model, category=decision.category)
         yield pb.CompleteEvent(decision=decision_to_proto(decision, request_id, snap.catalog))
         budget = snap.config.timeouts.total_timeout_s
         remaining = context.time_remaining()
@@ -252,7 +251,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                 self._record(parsed, decision, outcome="failed", cost_usd=0.0)
 
     def _finish(self, parsed: ParsedRequest, decision: Decision, result: CompletionResult) -> None:
-        _bind(
+        annotate(
             answered_by=result.model,
             input_tokens=result.input_tokens,
             output_tokens=result.output_tokens,
@@ -289,7 +288,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             raise InvalidRequest("request_id is required: the id of the routed request.")
         if len(request.comment) > MAX_COMMENT_CHARS:
             raise InvalidRequest(f"comment is longer than {MAX_COMMENT_CHARS} characters.")
-        _bind(request_id=request.request_id)
+        annotate(request_id=request.request_id)
         record = FeedbackRecord(
             request_id=request.request_id,
             score=feedback_score(request),
@@ -302,7 +301,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         known = cached(record) if cached is not None else None
         if known is None:
             known = await asyncio.to_thread(sink.feedback, record)  # type: ignore[union-attr]
-        _bind(accepted=known is not None)
+        annotate(accepted=known is not None)
         if known is None:
             raise NotFound("no routed request has this request_id.")
         return pb.FeedbackResponse(accepted=True)

@@ -16,6 +16,7 @@ from grpc_server_helpers import RULES_CONFIG, message, running_server, stub, wri
 
 from llm_router.v1 import router_pb2 as pb
 from router_core._router import load_router
+from router_svc._logging import merge_rpc_fields
 from router_svc._status import INTERNAL_DETAIL
 from router_svc.cli._serve import _Completers
 
@@ -198,9 +199,7 @@ async def test_unexpected_error_is_internal_and_logged_once(tmp_path: Path) -> N
         raise ValueError("secret prompt text")
 
     path = write_config(tmp_path / "router.yaml")
-    with structlog.testing.capture_logs(
-        processors=[structlog.contextvars.merge_contextvars]
-    ) as logs:
+    with structlog.testing.capture_logs(processors=[merge_rpc_fields]) as logs:
         async with running_server(load_router(path), hooks=[explode]) as (_, channel):
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub(channel).Route(REQUEST)
@@ -214,9 +213,7 @@ async def test_unexpected_error_is_internal_and_logged_once(tmp_path: Path) -> N
 
 async def test_canonical_line_per_rpc(tmp_path: Path) -> None:
     path = write_config(tmp_path / "router.yaml")
-    with structlog.testing.capture_logs(
-        processors=[structlog.contextvars.merge_contextvars]
-    ) as logs:
+    with structlog.testing.capture_logs(processors=[merge_rpc_fields]) as logs:
         async with running_server(load_router(path)) as (_, channel):
             request = pb.RouteRequest(
                 messages=[message("fix")], task_type="code", request_id="log-1"

@@ -92,7 +92,8 @@ class RouterServicer:
 
     def Feedback(self, request, context):
         """Feedback records how good an answer was, for monitoring and retraining.
-        UNIMPLEMENTED when the server has no feedback store configured.
+        NOT_FOUND when no routed request has the request_id; UNIMPLEMENTED when the
+        server has no feedback store configured.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,8 +1,8 @@
 """``llm-router serve``: run the gRPC service until SIGTERM/SIGINT.
 
 Loads the config (the shipped default without ``--config``) and its router model once,
-wires the collaborators the config asks for (completer, decision log and feedback, metrics,
-quality monitor), binds, prints ``llm-router: serving on HOST:PORT`` on stdout, and serves.
+wires the collaborators the config asks for (completer, metrics, and ``Operations``: decision
+log, feedback, quality monitor, A/B, budgets), binds, prints ``llm-router: serving on HOST:PORT`` on stdout, and serves.
 With ``--config``, SIGHUP or an edit of the file (or of its model directory) reloads it.
 """
 
@@ -195,20 +195,6 @@ async def _serve(router: Any, args: argparse.Namespace) -> None:
                 stop()
         _log.info("service_exited")
         sys.stdout.flush()
-
-
-class _MonitoredFeedback:
-    """The recorder as feedback sink, also feeding accepted scores to the quality monitor."""
-
-    def __init__(self, recorder: Any, monitor: Any) -> None:
-        self._recorder = recorder
-        self._monitor = monitor
-
-    def feedback(self, fb: Any) -> object | None:
-        known: object | None = self._recorder.feedback(fb)
-        if known is not None:
-            self._monitor.observe_feedback(known.model, known.category, fb.score)  # type: ignore[attr-defined]
-        return known
 
 
 class _RpcMetrics:

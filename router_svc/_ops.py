@@ -14,12 +14,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from router_core._costs import estimate_cost
-from router_svc._ab import REFERENCE, ABAssigner
+from router_svc._ab import REFERENCE, ROUTED, SHADOW, ABAssigner
 from router_svc._accounting import BudgetGuard, most_capable
-from router_svc._events import CompletionResult
+from router_svc._events import CompletionResult, Delta
 from router_svc._metrics import Metrics
 from router_svc._monitor import Monitor
 from router_svc._recorder import KnownRequest, Recorder
+from router_svc._shadow import Shadower
 from router_svc._storage import DecisionRecord, FeedbackRecord, open_store
 
 if TYPE_CHECKING:
@@ -53,6 +54,14 @@ class Operations:
         self.budgets = BudgetGuard(
             config.budgets, spend, refresh_s=config.storage.budget_refresh_s, metrics=metrics
         )
+        self.shadow = Shadower(
+            self.ab, scorer=self._scorer, record=self.record, feedback=self.feedback_cached,
+            timeout_s=lambda: self._state.current.config.timeouts.total_timeout_s, metrics=metrics,
+        )  # fmt: skip
+
+    def _scorer(self) -> Any:
+        router = self._state.current.router
+        return router if router.quality_model is not None else None
 
     @classmethod
     def from_config(cls, state: RouterState, metrics: Metrics | None = None, *,
@@ -74,6 +83,7 @@ class Operations:
         self.budgets.start()
 
     def stop(self) -> None:
+        """Stop background work; shadow calls still running are abandoned (daemon loop)."""
         self.budgets.stop()
         if self.log is not None:
             self.log.stop()
@@ -105,21 +115,28 @@ class Operations:
 
     def record(self, rec: DecisionRecord) -> bool:
         """Complete ``rec`` (A/B arm, counterfactual cost), count its spend, queue it."""
+        assert self.log is not None
         config = self._state.current.config
-        arm = ""
-        ref = self.ab.settings.reference_model
-        if self.ab.active and (rec.model == ref or ref in rec.costs):
-            arm = self.ab.arm(rec.request_id, rec.category)
-            if arm == REFERENCE and rec.model != ref:
-                arm = ""  # pinned or over budget: the reference did not answer
-        rec = replace(rec, ab_arm=arm, reference_cost_usd=self._reference_cost(config, rec))
+        rec = replace(rec, ab_arm=self._arm(rec), reference_cost_usd=self._reference_cost(config, rec))
+        if rec.ab_arm == SHADOW:  # the operator's experiment: no tenant budget, no cost metric
+            return self.log.record(rec)
         self.budgets.add(rec.tenant, rec.cost_usd)
         if self.metrics is not None and rec.outcome != "failed":
             # completions: the servicer counts the actual cost; Route only: the estimate
             estimate = rec.cost_usd if rec.outcome == "routed" else 0.0
             self.metrics.observe_cost(rec.model, rec.category, estimate, rec.reference_cost_usd)
-        assert self.log is not None
         return self.log.record(rec)
+
+    def _arm(self, rec: DecisionRecord) -> str:
+        ref = self.ab.settings.reference_model
+        if rec.ab_arm == SHADOW or not self.ab.active:
+            return rec.ab_arm  # a shadow call's own record
+        if rec.model != ref and ref not in rec.costs:
+            return ""  # the reference was not a candidate
+        arm = self.ab.arm(rec.request_id, rec.category)
+        if arm == REFERENCE and rec.model != ref:
+            return ""  # pinned or over budget: the reference did not answer
+        return ROUTED if arm == SHADOW else arm  # shadowed: the routed model answered
 
     def _reference_cost(self, config: Any, rec: DecisionRecord) -> float:
         name = most_capable(config)
@@ -216,9 +233,14 @@ class _ObservedCompleter:
             capabilities=capabilities,
         )  # fmt: skip
         breakers = getattr(self._inner, "breakers", None)
+        parts: list[str] = []
+        result: CompletionResult | None = None
         try:
             async for event in events:
-                if isinstance(event, CompletionResult):
+                if isinstance(event, Delta):
+                    parts.append(event.text)
+                elif isinstance(event, CompletionResult):
+                    result = event
                     self._ops.observe_attempts(decision, event.attempts, breakers)
                     if self._ops.metrics is not None and event.ttft_ms > 0:
                         self._ops.metrics.provider_ttft.labels(
@@ -230,3 +252,7 @@ class _ObservedCompleter:
             raise
         finally:
             await events.aclose()
+        shadow = self._ops.shadow
+        if result is not None and shadow.wanted(decision, result):
+            shadow.start(self._inner, decision, messages, "".join(parts), result,
+                         self._ops._provider_of)  # fmt: skip

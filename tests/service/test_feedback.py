@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -145,3 +146,77 @@ async def test_spent_budget_routes_to_the_cheapest_model(tmp_path: Path) -> None
         second = await router.Route(route("c-2", tenant="t"))
     assert (first.model, second.model) == ("big", "small")
     assert "daily budget spent" in second.monitor_note
+
+
+# -- Complete: attempts feed the monitor and metrics; shadow calls of the reference -----------
+
+
+@asynccontextmanager
+async def completing(tmp_path: Path, extra: str) -> AsyncIterator[tuple[Any, Operations, Metrics, Any]]:
+    from fake_upstream import FakeUpstream
+
+    from router_svc.cli._serve import _Completers
+
+    async with FakeUpstream() as fake:
+        db = f"sqlite://{tmp_path}/decisions.db"
+        text = CLASSIFIER_CONFIG.format(version="fb-2").replace("http://127.0.0.1:9/v1", fake.openai_base)
+        text = text.replace("http://127.0.0.1:9", fake.url).replace("provider: anthropic", "provider: openai")
+        text += f"storage: {{url: '{db}', flush_interval_s: 60}}\nretries: {{max_attempts: 1}}\n" + extra
+        path = tmp_path / "router.yaml"
+        path.write_text(text, encoding="utf-8")
+        router = classifier_router(path)
+        metrics = Metrics(CollectorRegistry())
+        ops = Operations.from_config(RouterState(router), metrics)
+        completers = _Completers()
+        try:
+            async with running_server(
+                router, completer_for=lambda snap: ops.wrap_completer(completers(snap)),
+                feedback_sink=ops.feedback_sink, recorder=ops.recorder, metrics=metrics,
+                hooks=ops.hooks,
+            ) as (_, channel):  # fmt: skip
+                yield stub(channel), ops, metrics, fake
+        finally:
+            await ops.shadow.aclose()
+            await completers.aclose()
+
+
+def complete(rid: str) -> pb.CompleteRequest:
+    return pb.CompleteRequest(request=pb.RouteRequest(messages=[message("Say hi")], request_id=rid))
+
+
+async def test_completion_attempts_reach_the_monitor_and_metrics(tmp_path: Path) -> None:
+    from fake_upstream import Status, Stream
+
+    async with completing(tmp_path, "") as (router, ops, metrics, fake):
+        fake.script("big", Status(500))
+        fake.script("small", Stream(("hi",)))
+        events = [e async for e in router.Complete(complete("f-1"))]
+    assert events[-1].summary.model == "small"  # fell back
+    windows = {(w.model, w.category): w for w in ops.monitor.snapshot()}
+    assert windows[("big", "general")].error_rate == 1.0
+    assert windows[("small", "general")].error_rate == 0.0
+    assert metrics.registry.get_sample_value("llm_router_fallbacks_total", {"model": "big"}) == 1
+    assert metrics.registry.get_sample_value(
+        "llm_router_provider_latency_seconds_count", {"model": "small"}
+    ) == 1
+
+
+async def test_shadow_calls_the_reference_under_a_daily_cap(tmp_path: Path) -> None:
+    extra = ("ab: {enabled: true, reference_model: small, shares: {'*': 1.0},"
+             " shadow: {enabled: true, max_cost_usd_per_day: 0.0005}}\n")  # fmt: skip
+    async with completing(tmp_path, extra) as (router, ops, _, fake):
+        first = [e async for e in router.Complete(complete("s-1"))]
+        second = [e async for e in router.Complete(complete("s-2"))]
+        for _ in range(500):
+            if not ops.shadow.tasks and len(fake.requests_for("small")) == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert ops.log is not None
+        ops.log.flush()
+    assert first[-1].summary.model == second[-1].summary.model == "big"  # callers get big
+    assert len(fake.requests_for("small")) == 1  # the second shadow call was over the cap
+    rows = {r.record.request_id: r for r in open_store(f"sqlite://{tmp_path}/decisions.db").query()}
+    assert set(rows) == {"s-1", "s-2", "s-1:shadow"}
+    assert rows["s-1"].record.ab_arm == "routed" and rows["s-1:shadow"].record.ab_arm == "shadow"
+    assert rows["s-1:shadow"].record.model == "small"
+    assert rows["s-1:shadow"].feedback_mean == 0.5 and rows["s-1"].feedback_mean == 0.5  # scorer

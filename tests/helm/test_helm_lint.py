@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CHART_DIR, CI_VALUES, helm, load_values
+from helm_chart import CHART_DIR, CI_VALUES, helm, load_values
 
 ERROR = 3
 WARNING = 2

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import (
+from helm_chart import (
     CHART_DIR,
     CI_VALUES,
     MONITORING_API,
@@ -310,7 +310,7 @@ def test_only_router_pods_match_the_selectors(render: Renderer) -> None:
 def test_rendered_yaml_has_no_duplicate_keys(
     render_templates: Callable[..., dict[str, str]],
 ) -> None:
-    from conftest import parse_manifests
+    from helm_chart import parse_manifests
 
     broken = {"x.yaml": "kind: Pod\nmetadata:\n  labels:\n    a: 1\n    a: 2\n"}
     with pytest.raises(yaml.YAMLError, match="duplicate"):

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CHART_DIR, CI_VALUES, MONITORING_API, Manifest, Renderer, load_values
+from helm_chart import CHART_DIR, CI_VALUES, MONITORING_API, Manifest, Renderer, load_values
 
 kv = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is a dev dependency")
 

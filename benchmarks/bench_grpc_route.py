@@ -11,7 +11,11 @@ time, and reports:
 
 Goals (DESIGN.md): end-to-end p50 <= 0.6 ms, handler p99 <= 150 us.
 
-    python benchmarks/bench_grpc_route.py [--config FILE] [--calls 5000] [--warmup 500]
+    python benchmarks/bench_grpc_route.py [--config FILE | --fixture rules|classifier]
+                                          [--calls 5000] [--warmup 500]
+
+``--fixture classifier`` serves the tiny test model (tests/unit/fixtures/tiny_model, ONNX
+classifier, quality_target mode); ``--fixture rules`` a rules-only config (no ONNX).
 """
 
 from __future__ import annotations
@@ -34,6 +38,25 @@ sys.path.insert(0, str(ROOT))
 from llm_router.v1 import router_pb2 as pb
 from llm_router.v1 import router_pb2_grpc
 
+FIXTURE_MODEL = ROOT / "tests" / "unit" / "fixtures" / "tiny_model"
+FIXTURE_CONFIG = """\
+version: bench-{kind}
+models:
+  - {{name: strong-model, provider: openai, base_url: http://127.0.0.1:9/v1,
+     input_price_per_mtok: 10.0, output_price_per_mtok: 30.0}}
+  - {{name: weak-model, provider: openai, base_url: http://127.0.0.1:9/v1,
+     input_price_per_mtok: 1.0, output_price_per_mtok: 2.0}}
+  - {{name: cheap-model, provider: anthropic, base_url: http://127.0.0.1:9,
+     input_price_per_mtok: 0.2, output_price_per_mtok: 0.4}}
+routing:
+  strategy: {strategy}
+  default: weak-model
+  rules:
+    - {{name: local-only, match: {{tags: [local]}}, model: cheap-model}}
+  classifier: {{model_dir: {model_dir}, mode: quality_target, quality_target: 0.7}}
+server: {{port: 0, max_connection_age_ms: 0}}
+"""
+
 PROMPT = (
     "Write a Python function that merges two sorted lists into one sorted list without using "
     "sort(), explain its time complexity, and add doctest examples for empty inputs. "
@@ -44,6 +67,14 @@ def percentile(values: list[float], q: float) -> float:
     """The q-quantile (0..1) by nearest rank."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def calibration_ms() -> float:
+    """Time of a fixed pure-Python loop (about 20 ms on an idle modern core): a contention gauge."""
+    t0 = time.perf_counter()
+    for _ in range(1_000_000):
+        pass
+    return round((time.perf_counter() - t0) * 1000.0, 1)
 
 
 def start_server(config: str | None, log_path: Path) -> tuple[subprocess.Popen[str], int]:
@@ -67,6 +98,7 @@ def start_server(config: str | None, log_path: Path) -> tuple[subprocess.Popen[s
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None, help="config file (default: the shipped one)")
+    parser.add_argument("--fixture", choices=("rules", "classifier"), default=None)
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--prompt-chars", type=int, default=1000)
@@ -78,7 +110,14 @@ def main() -> int:
     )
     with tempfile.TemporaryDirectory() as tmp:
         log_path = Path(tmp) / "server.log"
-        proc, port = start_server(args.config, log_path)
+        config = args.config
+        if args.fixture:
+            config = str(Path(tmp) / "router.yaml")
+            strategy = "classifier" if args.fixture == "classifier" else "rules_only"
+            Path(config).write_text(
+                FIXTURE_CONFIG.format(kind=args.fixture, strategy=strategy, model_dir=FIXTURE_MODEL)
+            )
+        proc, port = start_server(config, log_path)
         try:
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
                 route = router_pb2_grpc.RouterStub(channel).Route
@@ -101,6 +140,7 @@ def main() -> int:
         handler_us = handler_us[args.warmup :]
 
     result = {
+        "config": args.fixture or args.config or "shipped default",
         "calls": args.calls,
         "prompt_chars": args.prompt_chars,
         "model": reply.model,
@@ -117,6 +157,9 @@ def main() -> int:
             q: round(percentile(decision_us, v), 1) for q, v in (("p50", 0.5), ("p99", 0.99))
         },
         "goals": {"e2e_p50_us": 600, "handler_p99_us": 150},
+        "calibration_loop_ms": calibration_ms(),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
     }
     print(json.dumps(result, indent=2))
     return 0

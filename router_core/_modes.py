@@ -159,13 +159,14 @@ class QualityTargetMode(Mode):
         target = ctx.req.quality_target
         if target is None:
             target = params.targets[ctx.req.priority]
-        best = -1
+        best, best_cost, best_q = -1, float("inf"), 0.0
         for i in candidates:
             qi = q[i]
             if qi is None or qi < target:
                 continue
-            if best < 0 or (costs[i], -qi) < (costs[best], -q[best]):  # type: ignore[operator]
-                best = i
+            cost = costs[i]
+            if cost < best_cost or (cost == best_cost and qi > best_q):
+                best, best_cost, best_q = i, cost, qi
         if best >= 0:
             return best, f"quality_target {target:.3f}: cheapest reaching it ({q[best]:.3f})"
         best = max(candidates, key=lambda i: (q[i], -costs[i]))

@@ -71,7 +71,7 @@ class Plan:
         self.all_indices = tuple(range(len(catalog)))
         predicted = tuple(i for i, j in enumerate(catalog.quality_index) if j >= 0)
         self.predicted = self.all_indices if predicted == self.all_indices else predicted
-        self.by_cost = _cost_order(catalog)
+        self.by_cost = _cost_order(catalog, out)
         # every model predicted: map the prediction vector to catalog order in one C call
         qidx = catalog.quality_index
         self.take_quality = itemgetter(*qidx) if len(qidx) > 1 and min(qidx) >= 0 else None
@@ -87,13 +87,21 @@ class Plan:
         return tokens
 
 
-def _cost_order(catalog: Catalog) -> tuple[int, ...] | None:
-    """Catalog indices by ascending cost, if that order is the same for every token count
-    (input and output prices rank the models alike); else None."""
+def _cost_order(catalog: Catalog, output_tokens: int) -> tuple[int, ...] | None:
+    """Catalog indices by ascending cost of a typical request (250 input tokens), or None if
+    two models sharing a quality prediction could swap cost order with the prompt's length.
+
+    The fast path sorts this order stably by predicted quality, so models predicted equal
+    (the same ``quality_ref``) come out cheapest first, as the general path does.
+    """
     n = len(catalog)
-    by_input = sorted(range(n), key=lambda i: (catalog.input_price[i], catalog.output_price[i]))
-    by_output = sorted(range(n), key=lambda i: (catalog.output_price[i], catalog.input_price[i]))
-    return tuple(by_input) if by_input == by_output else None
+    pin, pout = catalog.input_price, catalog.output_price
+    for i in range(n):
+        for j in range(i + 1, n):
+            same = catalog.quality_index[i] == catalog.quality_index[j]
+            if same and (pin[i] - pin[j]) * (pout[i] - pout[j]) < 0:
+                return None
+    return tuple(sorted(range(n), key=lambda i: (250 * pin[i] + output_tokens * pout[i], i)))
 
 
 class Choice(NamedTuple):
@@ -135,7 +143,7 @@ class RequestContext:
         self._q: Sequence[float | None] | None = None
         t = input_tokens
         self.costs = costs = [
-            t * a + b for a, b in zip(plan.cost_per_input_token, plan.cost_of_output, strict=True)
+            t * a + b for a, b in zip(plan.cost_per_input_token, plan.cost_of_output)  # noqa: B905
         ]
         caps = req.capabilities
         max_cost = req.max_cost_usd
@@ -161,7 +169,9 @@ class RequestContext:
                 q = [None] * len(self.costs)
             else:
                 plan = self.plan
-                raw = predictor.predict(self.req.text, plan.meta(self.req.task_type)).tolist()
+                task_type = self.req.task_type
+                meta = plan.meta(task_type) if task_type else ()
+                raw = predictor.predict(self.req.text, meta).tolist()
                 if plan.take_quality is not None:
                     q = plan.take_quality(raw)
                 else:

@@ -143,7 +143,7 @@ class RequestContext:
         self._q: Sequence[float | None] | None = None
         t = input_tokens
         self.costs = costs = [
-            t * a + b for a, b in zip(plan.cost_per_input_token, plan.cost_of_output)  # noqa: B905
+            t * a + b for a, b in zip(plan.cost_per_input_token, plan.cost_of_output)
         ]
         caps = req.capabilities
         max_cost = req.max_cost_usd

@@ -24,14 +24,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import machine, percentiles_us, write_result  # noqa: E402
-from prometheus_client import CollectorRegistry  # noqa: E402
+from _common import machine, percentiles_us, write_result
+from prometheus_client import CollectorRegistry
 
-from router_core._router import load_router  # noqa: E402
-from router_svc._metrics import Metrics  # noqa: E402
-from router_svc._ops import Operations  # noqa: E402
-from router_svc._state import RouterState  # noqa: E402
-from router_svc._storage import DecisionRecord, FeedbackRecord, open_store  # noqa: E402
+from router_core._router import load_router
+from router_svc._metrics import Metrics
+from router_svc._ops import Operations
+from router_svc._state import RouterState
+from router_svc._storage import DecisionRecord, FeedbackRecord, open_store
 
 CONFIG = """\
 version: bench-feedback
@@ -117,8 +117,8 @@ async def _server(router: Any, ops: Operations | None, metrics: Metrics | None) 
     state = RouterState(router)
     args: dict[str, Any] = {}
     if ops is not None:
-        args = dict(feedback_sink=ops.feedback_sink, recorder=ops.recorder, metrics=metrics,
-                    hooks=ops.hooks)  # fmt: skip
+        args = {"feedback_sink": ops.feedback_sink, "recorder": ops.recorder, "metrics": metrics,
+                    "hooks": ops.hooks}  # fmt: skip
     server = RouterServer(state, port=0, servicer=RouterServicer(state, **args))
     await server.start()
     return server

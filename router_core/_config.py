@@ -238,10 +238,10 @@ class RouterConfig(_Frozen):
     retries: RetriesConfig = RetriesConfig()
     breaker: BreakerConfig = BreakerConfig()
     server: ServerConfig = ServerConfig()
-    storage: StorageSettings = Field(default_factory=StorageSettings)  # type: ignore[arg-type]
-    monitor: MonitorSettings = Field(default_factory=MonitorSettings)  # type: ignore[arg-type]
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     ab: ABSettings = Field(default_factory=ABSettings)
-    budgets: BudgetSettings = Field(default_factory=BudgetSettings)  # type: ignore[arg-type]
+    budgets: BudgetSettings = Field(default_factory=BudgetSettings)
 
     _source: str = PrivateAttr(default="<config>")
     _lines: dict[Loc, int] = PrivateAttr(default_factory=dict)

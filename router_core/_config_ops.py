@@ -27,10 +27,10 @@ class StorageSettings(_Frozen):
     """
 
     url: str = "sqlite://./llm-router-decisions.db"
-    flush_interval_s: float = Field(1.0, gt=0, le=60)
-    max_queue: int = Field(10_000, ge=1)
+    flush_interval_s: float = Field(default=1.0, gt=0, le=60)
+    max_queue: int = Field(default=10_000, ge=1)
     store_prompts: bool = False
-    budget_refresh_s: float = Field(5.0, gt=0)
+    budget_refresh_s: float = Field(default=5.0, gt=0)
 
     @field_validator("url")
     @classmethod
@@ -47,21 +47,21 @@ class MonitorSettings(_Frozen):
     """
 
     enabled: bool = True
-    window_s: float = Field(3600.0, gt=0)
-    max_samples: int = Field(500, ge=1)
-    min_samples: int = Field(20, ge=1)
-    min_feedback_score: float = Field(0.5, ge=0, le=1)
+    window_s: float = Field(default=3600.0, gt=0)
+    max_samples: int = Field(default=500, ge=1)
+    min_samples: int = Field(default=20, ge=1)
+    min_feedback_score: float = Field(default=0.5, ge=0, le=1)
     min_score_overrides: dict[str, float] = Field(default_factory=dict)
-    max_escalation_rate: float = Field(1.0, ge=0, le=1)
-    max_error_rate: float = Field(0.5, ge=0, le=1)
-    max_latency_ms: float | None = Field(None, gt=0)
+    max_escalation_rate: float = Field(default=1.0, ge=0, le=1)
+    max_error_rate: float = Field(default=0.5, ge=0, le=1)
+    max_latency_ms: float | None = Field(default=None, gt=0)
 
 
 class ShadowSettings(_Frozen):
     """Shadow mode: also call the reference model (answer discarded) under a daily cost cap."""
 
     enabled: bool = False
-    max_cost_usd_per_day: float = Field(1.0, ge=0)
+    max_cost_usd_per_day: float = Field(default=1.0, ge=0)
 
 
 class ABSettings(_Frozen):
@@ -94,5 +94,5 @@ class BudgetSettings(_Frozen):
     """
 
     daily_usd: dict[str, float] = Field(default_factory=dict)
-    default_daily_usd: float | None = Field(None, ge=0)
+    default_daily_usd: float | None = Field(default=None, ge=0)
     on_exhausted: Literal["cheapest", "reject"] = "cheapest"

@@ -80,7 +80,9 @@ class ABAssigner:
             return SHADOW if self.settings.shadow.enabled else REFERENCE
         return ROUTED
 
-    def assign(self, decision: D, request_id: str, provider_of: Callable[[str], str]) -> tuple[D, str]:
+    def assign(
+        self, decision: D, request_id: str, provider_of: Callable[[str], str]
+    ) -> tuple[D, str]:
         """The decision to serve and its arm; the reference arm replaces the model.
 
         ``decision`` is a ``router_core.Decision``; requests where the reference model is not a
@@ -98,7 +100,12 @@ class ABAssigner:
         fallbacks = tuple(m for m in (d.model, *d.fallbacks) if m != ref)
         note = (d.monitor_note + "; " if d.monitor_note else "") + f"A/B reference arm ({ref})"
         new = dataclasses.replace(
-            d, model=ref, provider=provider_of(ref), fallbacks=fallbacks, cascade=(), monitor_note=note
+            d,
+            model=ref,
+            provider=provider_of(ref),
+            fallbacks=fallbacks,
+            cascade=(),
+            monitor_note=note,
         )
         return new, arm
 

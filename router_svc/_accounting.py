@@ -209,7 +209,9 @@ class BudgetGuard:
         if not costs:
             return decision
         cheapest = min(costs, key=lambda m: (costs[m], m))
-        note = (d.monitor_note + "; " if d.monitor_note else "") + "daily budget spent: cheapest model"
+        note = (
+            d.monitor_note + "; " if d.monitor_note else ""
+        ) + "daily budget spent: cheapest model"
         rest = tuple(m for m in (d.model, *d.fallbacks) if m != cheapest)
         return dataclasses.replace(  # type: ignore[no-any-return]
             d, model=cheapest, provider=provider_of(cheapest), fallbacks=rest, cascade=(),
@@ -218,7 +220,9 @@ class BudgetGuard:
 
     def start(self) -> None:
         if self._thread is None and self._spend_fn is not None and self.active:
-            self._thread = threading.Thread(target=self._run, name="llm-router-budgets", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name="llm-router-budgets", daemon=True
+            )
             self._thread.start()
 
     def stop(self) -> None:

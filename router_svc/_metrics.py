@@ -82,7 +82,9 @@ class Metrics:
         self.provider_errors = Counter(
             p + "provider_errors", "Failed upstream attempts.", ["model", "kind"], registry=r
         )
-        self.fallbacks = Counter(p + "fallbacks", "Fallbacks away from a model.", ["model"], registry=r)
+        self.fallbacks = Counter(
+            p + "fallbacks", "Fallbacks away from a model.", ["model"], registry=r
+        )
         self.escalations = Counter(
             p + "escalations", "Cascade escalations away from a model.", ["model"], registry=r
         )
@@ -90,7 +92,10 @@ class Metrics:
             p + "circuit_breaker_state", "0 closed, 1 half-open, 2 open.", ["model"], registry=r
         )
         self.monitor_alerts = Counter(
-            p + "monitor_alerts", "Quality alerts raised.", ["model", "category", "signal"], registry=r
+            p + "monitor_alerts",
+            "Quality alerts raised.",
+            ["model", "category", "signal"],
+            registry=r,
         )
         self.monitor_blocked = Gauge(
             p + "monitor_blocked", "1 while a model is kept from a category.", ["model", "category"],
@@ -99,9 +104,14 @@ class Metrics:
         self.ab_assignments = Counter(
             p + "ab_assignments", "A/B assignments.", ["category", "arm"], registry=r
         )
-        self.feedback = Counter(p + "feedback", "Feedback events.", ["source", "result"], registry=r)
+        self.feedback = Counter(
+            p + "feedback", "Feedback events.", ["source", "result"], registry=r
+        )
         self.budget_exhausted = Counter(
-            p + "budget_exhausted", "Requests over a tenant budget.", ["tenant", "action"], registry=r
+            p + "budget_exhausted",
+            "Requests over a tenant budget.",
+            ["tenant", "action"],
+            registry=r,
         )
         self.storage_up = Gauge(p + "storage_up", "1 when the last flush succeeded.", registry=r)
         self.storage_queue = Gauge(p + "storage_queue_depth", "Records waiting.", registry=r)
@@ -120,7 +130,9 @@ class Metrics:
         """Count one routing decision (``decision`` is a ``router_core.Decision``)."""
         self.decision_latency.observe(decision_s)
         self.routed.labels(
-            self.model(decision.model), decision.strategy or "none", self.category(decision.category)
+            self.model(decision.model),
+            decision.strategy or "none",
+            self.category(decision.category),
         ).inc()
 
     def observe_cost(self, model: str, category: str, usd: float, reference_usd: float) -> None:

@@ -32,7 +32,7 @@ D = TypeVar("D")
 class _Window:
     """Time- and count-bounded samples of tuples of floats with running sums."""
 
-    __slots__ = ("_items", "_sums", "_max", "_span")
+    __slots__ = ("_items", "_max", "_span", "_sums")
 
     def __init__(self, width: int, max_samples: int, window_s: float) -> None:
         self._items: deque[tuple[float, tuple[float, ...]]] = deque()
@@ -98,7 +98,9 @@ class Monitor:
         o = self.settings.min_score_overrides
         return o.get(f"{model}:{category}", o.get(model, self.settings.min_feedback_score))
 
-    def _window(self, table: dict[tuple[str, str], _Window], key: tuple[str, str], w: int) -> _Window:
+    def _window(
+        self, table: dict[tuple[str, str], _Window], key: tuple[str, str], w: int
+    ) -> _Window:
         win = table.get(key)
         if win is None:
             s = self.settings
@@ -217,13 +219,15 @@ class Monitor:
                 fb, calls = self._feedback.get(key), self._calls.get(key)
                 out.append(
                     WindowStats(
-                        model=key[0], category=key[1],
-                        feedback_n=len(fb) if fb else 0, feedback_mean=fb.mean(0) if fb else 0.0,
+                        model=key[0],
+                        category=key[1],
+                        feedback_n=len(fb) if fb else 0,
+                        feedback_mean=fb.mean(0) if fb else 0.0,
                         calls_n=len(calls) if calls else 0,
                         error_rate=calls.mean(0) if calls else 0.0,
                         escalation_rate=calls.mean(1) if calls else 0.0,
                         latency_ms_mean=calls.mean(2) if calls else 0.0,
                         blocked=self._blocked.get(key, ""),
-                    )  # fmt: skip
+                    )
                 )
             return out

@@ -40,7 +40,11 @@ class Operations:
     """
 
     def __init__(
-        self, state: RouterState, *, metrics: Metrics | None = None, recorder: Recorder | None = None
+        self,
+        state: RouterState,
+        *,
+        metrics: Metrics | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         config = state.config
         self._state = state
@@ -117,7 +121,9 @@ class Operations:
         """Complete ``rec`` (A/B arm, counterfactual cost), count its spend, queue it."""
         assert self.log is not None
         config = self._state.current.config
-        rec = replace(rec, ab_arm=self._arm(rec), reference_cost_usd=self._reference_cost(config, rec))
+        rec = replace(
+            rec, ab_arm=self._arm(rec), reference_cost_usd=self._reference_cost(config, rec)
+        )
         if rec.ab_arm == SHADOW:  # the operator's experiment: no tenant budget, no cost metric
             return self.log.record(rec)
         self.budgets.add(rec.tenant, rec.cost_usd)
@@ -145,7 +151,11 @@ class Operations:
         spec = next((m for m in config.models if m.name == name), None)
         if spec is None:
             return 0.0
-        out = rec.output_tokens if rec.outcome == "completed" else config.routing.output_tokens_estimate
+        out = (
+            rec.output_tokens
+            if rec.outcome == "completed"
+            else config.routing.output_tokens_estimate
+        )
         return estimate_cost(
             rec.input_tokens, out, spec.input_price_per_mtok, spec.output_price_per_mtok
         )

@@ -148,7 +148,9 @@ class Recorder:
     def start(self) -> None:
         """Start the flusher thread (idempotent)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="llm-router-recorder", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name="llm-router-recorder", daemon=True
+            )
             self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:

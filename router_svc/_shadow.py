@@ -107,14 +107,25 @@ class Shadower:
         rid = f"{decision.request_id}:shadow"
         self._record(
             DecisionRecord(
-                request_id=rid, ts=time.time(), tenant="", model=result.model,
-                provider=shadow.provider, strategy=decision.strategy, category=decision.category,
-                reason="A/B shadow call", outcome="completed", cost_usd=result.cost_usd,
-                input_tokens=result.input_tokens, output_tokens=result.output_tokens,
-                latency_ms=result.total_ms, ttft_ms=result.ttft_ms, ab_arm=SHADOW,
-                config_version=decision.config_version, scores=decision.scores,
+                request_id=rid,
+                ts=time.time(),
+                tenant="",
+                model=result.model,
+                provider=shadow.provider,
+                strategy=decision.strategy,
+                category=decision.category,
+                reason="A/B shadow call",
+                outcome="completed",
+                cost_usd=result.cost_usd,
+                input_tokens=result.input_tokens,
+                output_tokens=result.output_tokens,
+                latency_ms=result.total_ms,
+                ttft_ms=result.ttft_ms,
+                ab_arm=SHADOW,
+                config_version=decision.config_version,
+                scores=decision.scores,
                 costs=decision.costs,
-            )  # fmt: skip
+            )
         )
         if ref_score is not None and routed_score is not None:
             self._feedback(FeedbackRecord(rid, ref_score, source="heuristic"))

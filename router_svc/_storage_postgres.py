@@ -118,7 +118,7 @@ class PostgresStore:
             "%s", since=since, until=until, tenant=tenant, request_id=request_id, limit=limit
         )
         with self._tx() as cur:
-            cur.execute(sql, args)  # type: ignore[arg-type]
+            cur.execute(sql, args)
             rows = cur.fetchall()
         return [row_to_stored(r) for r in rows]
 

@@ -101,21 +101,29 @@ def build_report(rows: list[Any]) -> dict[str, Any]:
         "ab": [
             {
                 "category": c.category,
-                "routed": {"n": c.routed.n, "mean": c.routed.mean, "ci95": list(c.routed.ci),
-                           "mean_cost_usd": c.routed.cost_usd},
-                "reference": {"n": c.reference.n, "mean": c.reference.mean,
-                              "ci95": list(c.reference.ci), "mean_cost_usd": c.reference.cost_usd},
+                "routed": {
+                    "n": c.routed.n,
+                    "mean": c.routed.mean,
+                    "ci95": list(c.routed.ci),
+                    "mean_cost_usd": c.routed.cost_usd,
+                },
+                "reference": {
+                    "n": c.reference.n,
+                    "mean": c.reference.mean,
+                    "ci95": list(c.reference.ci),
+                    "mean_cost_usd": c.reference.cost_usd,
+                },
                 "diff": c.diff,
                 "diff_ci95": list(c.diff_ci),
-            }  # fmt: skip
+            }
             for c in compare(rows)
         ],
     }
 
 
 def _table(title: str, groups: dict[str, dict[str, Any]]) -> list[str]:
-    lines = [f"\n{title}", f"  {'':<28}{'requests':>9}{'cost $':>12}{'all-best $':>12}"
-             f"{'saved $':>12}{'feedback':>10}"]  # fmt: skip
+    lines = [f"\n{title}", (f"  {'':<28}{'requests':>9}{'cost $':>12}{'all-best $':>12}"
+             f"{'saved $':>12}{'feedback':>10}")]  # fmt: skip
     for name, t in groups.items():
         fb = "-" if t["feedback_mean"] is None else f"{t['feedback_mean']:.3f}"
         lines.append(
@@ -131,10 +139,14 @@ def format_text(rep: dict[str, Any]) -> str:
         return "no decisions recorded in this period"
     t = rep["total"]
     out = [
-        f"requests: {rep['requests']}  outcomes: {rep['outcomes']}  "
-        f"escalation rate: {rep['escalation_rate']:.1%}",
-        f"cost: ${t['cost_usd']:.4f}  all to the most capable model: ${t['reference_cost_usd']:.4f}"
-        f"  saved: ${t['savings_usd']:.4f}",
+        (
+            f"requests: {rep['requests']}  outcomes: {rep['outcomes']}  "
+            f"escalation rate: {rep['escalation_rate']:.1%}"
+        ),
+        (
+            f"cost: ${t['cost_usd']:.4f}  all to the most capable model: ${t['reference_cost_usd']:.4f}"
+            f"  saved: ${t['savings_usd']:.4f}"
+        ),
     ]
     out += _table("by tenant", rep["by_tenant"])
     out += _table("by model", rep["by_model"])
@@ -142,7 +154,9 @@ def format_text(rep: dict[str, Any]) -> str:
     if rep["quality"]:
         out.append("\nfeedback by model and category")
         for q in rep["quality"]:
-            out.append(f"  {q['model']:<28}{q['category']:<16}n={q['n']:<6}{q['mean_feedback']:.3f}")
+            out.append(
+                f"  {q['model']:<28}{q['category']:<16}n={q['n']:<6}{q['mean_feedback']:.3f}"
+            )
     if rep["ab"]:
         out.append("\nA/B: routed vs reference (mean feedback, 95% interval)")
         for a in rep["ab"]:

@@ -84,10 +84,12 @@ def _columns(router: Any, data_models: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
-def _sample(classes: np.ndarray, mix: dict[str, float], n: int, rng: np.random.Generator) -> np.ndarray:
+def _sample(
+    classes: np.ndarray, mix: dict[str, float], n: int, rng: np.random.Generator
+) -> np.ndarray:
     picks = []
     for k, name in enumerate(CLASSES):
-        want = int(round(mix.get(name, 0.0) * n))
+        want = round(mix.get(name, 0.0) * n)
         pool = np.flatnonzero(classes == k)
         if want and not len(pool):
             raise DataError(f"the data has no {name} prompts for the requested mix")
@@ -102,7 +104,9 @@ def simulate(router: Any, ds: Any, mix: dict[str, float], n: int, seed: int = 0)
 
     cols = _columns(router, ds.model_names)
     if not cols:
-        raise DataError("no catalog model matches a model in the data (by name, model or quality_ref)")
+        raise DataError(
+            "no catalog model matches a model in the data (by name, model or quality_ref)"
+        )
     classes = difficulty(ds.outcomes)
     rows = _sample(classes, mix, n, np.random.default_rng(seed))
     out_tokens = router.config.routing.output_tokens_estimate
@@ -113,7 +117,10 @@ def simulate(router: Any, ds: Any, mix: dict[str, float], n: int, seed: int = 0)
             return float(c)
         spec = router.catalog[model]
         tokens = max(1, (len(ds.prompts[row]) + 3) // 4)
-        return float(tokens * spec.input_price_per_mtok + out_tokens * spec.output_price_per_mtok) / 1e6
+        return (
+            float(tokens * spec.input_price_per_mtok + out_tokens * spec.output_price_per_mtok)
+            / 1e6
+        )
 
     policy: dict[str, list[tuple[int, float, float]]] = {c: [] for c in CLASSES}  # (row, q, usd)
     shares: dict[str, int] = {}
@@ -129,7 +136,9 @@ def simulate(router: Any, ds: Any, mix: dict[str, float], n: int, seed: int = 0)
     return _summarise(ds, rows, classes, cols, cost, policy, shares, unscored, mix)
 
 
-def _replay(router: Any, ds: Any, d: Any, row: int, cols: dict[str, int], cost: Any) -> tuple[float | None, float]:
+def _replay(
+    router: Any, ds: Any, d: Any, row: int, cols: dict[str, int], cost: Any
+) -> tuple[float | None, float]:
     """(quality, cost) of one decision; a cascade pays for every step it calls."""
     steps = [(s.model, s.min_confidence) for s in d.cascade] or [(d.model, 0.0)]
     usd = 0.0
@@ -170,17 +179,23 @@ def _summarise(ds: Any, rows: np.ndarray, classes: np.ndarray, cols: dict[str, i
     scored = [r for items in policy.values() for r, _, _ in items]
     all_items = [x for items in policy.values() for x in items]
     result: dict[str, Any] = {
-        "requests": int(len(rows)),
+        "requests": len(rows),
         "mix": mix,
         "available": {c: int((classes == k).sum()) for k, c in enumerate(CLASSES)},
         "unscored": unscored,
-        "policy": {**stats(all_items), "shares": {m: v / max(1, len(all_items)) for m, v in sorted(shares.items())}},
+        "policy": {
+            **stats(all_items),
+            "shares": {m: v / max(1, len(all_items)) for m, v in sorted(shares.items())},
+        },
         "baselines": {m: baseline(m, scored) for m in sorted(cols)},
         "per_class": {
-            c: {"policy": stats(policy[c]),
-                "baselines": {m: baseline(m, [r for r, _, _ in policy[c]]) for m in sorted(cols)}}
-            for c in CLASSES if policy[c]
-        },  # fmt: skip
+            c: {
+                "policy": stats(policy[c]),
+                "baselines": {m: baseline(m, [r for r, _, _ in policy[c]]) for m in sorted(cols)},
+            }
+            for c in CLASSES
+            if policy[c]
+        },
     }
     bases = {m: b for m, b in result["baselines"].items() if b["n"] == len(scored) and b["n"]}
     if bases and all_items:
@@ -201,13 +216,17 @@ def _text(res: dict[str, Any]) -> str:
              f"{'policy':<26}{p['n']:>6}{p['quality'] or 0:>10.3f}{p['cost_usd'] or 0:>12.6f}"]  # fmt: skip
     for m, b in res["baselines"].items():
         if b["n"]:
-            lines.append(f"{'all -> ' + m:<26}{b['n']:>6}{b['quality']:>10.3f}{b['cost_usd']:>12.6f}")
+            lines.append(
+                f"{'all -> ' + m:<26}{b['n']:>6}{b['quality']:>10.3f}{b['cost_usd']:>12.6f}"
+            )
     if "best_single" in res:
         bs = res["best_single"]
         frac = bs["policy_cost_fraction_of_best"]
         lines.append(
             f"vs best single model {bs['model']}: quality {bs['policy_quality_minus_best']:+.3f}, "
-            f"cost {frac:.1%} of it" if frac is not None else ""
+            f"cost {frac:.1%} of it"
+            if frac is not None
+            else ""
         )
     lines.append("policy shares: " + ", ".join(f"{m} {s:.1%}" for m, s in p["shares"].items()))
     return "\n".join(lines)

@@ -6,6 +6,7 @@ outage test starts its own throwaway cluster with the same script so it can stop
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import tempfile
@@ -80,7 +81,9 @@ def route(rid: str, tenant: str = "") -> pb.RouteRequest:
 
 
 async def test_replicas_share_decisions_feedback_and_budgets(tmp_path: Path, pg_dsn: str) -> None:
-    path = _config(tmp_path, pg_dsn, "budgets: {daily_usd: {acme: 0.000001}, on_exhausted: reject}\n")
+    path = _config(
+        tmp_path, pg_dsn, "budgets: {daily_usd: {acme: 0.000001}, on_exhausted: reject}\n"
+    )
     async with replica(path) as (a, ops_a, _), replica(path) as (b, ops_b, _):
         await a.Route(route("shared-1", tenant="acme"))
         ops_a.log.flush()  # type: ignore[union-attr]
@@ -121,11 +124,15 @@ async def test_routing_survives_a_database_outage_and_the_log_catches_up(
         assert ops.log is not None
         await router.Route(route("before"))
         assert ops.log.flush() == 1
-        subprocess.run(["bash", str(SCRIPT), "halt"], env=env, check=True, capture_output=True)
+        await asyncio.to_thread(
+            subprocess.run, ["bash", str(SCRIPT), "halt"], env=env, check=True, capture_output=True
+        )
         during = [await router.Route(route(f"during-{i}")) for i in range(20)]
         assert ops.log.flush() == 0 and not ops.log.healthy
         assert metrics.registry.get_sample_value("llm_router_storage_up") == 0
-        subprocess.run(["bash", str(SCRIPT), "start"], env=env, check=True, capture_output=True)
+        await asyncio.to_thread(
+            subprocess.run, ["bash", str(SCRIPT), "start"], env=env, check=True, capture_output=True
+        )
         assert ops.log.flush() == 20 and ops.log.healthy
         assert metrics.registry.get_sample_value("llm_router_storage_up") == 1
     assert all(d.model for d in during)

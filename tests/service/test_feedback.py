@@ -56,7 +56,7 @@ def route(rid: str, text: str = "Explain recursion", tenant: str = "") -> pb.Rou
 
 async def test_route_then_feedback_is_logged_with_the_decision(tmp_path: Path) -> None:
     path, db = write(tmp_path)
-    async with serving(path) as (router, ops, metrics):
+    async with serving(path) as (router, _ops, metrics):
         d = await router.Route(route("r-1"))
         up = await router.Feedback(pb.FeedbackRequest(request_id="r-1", thumb=pb.THUMB_UP))
         down = await router.Feedback(
@@ -76,9 +76,12 @@ async def test_route_then_feedback_is_logged_with_the_decision(tmp_path: Path) -
     costs = row.record.costs  # estimates; "big" (the priciest) is the counterfactual
     assert row.record.cost_usd == pytest.approx(costs[d.model]) and costs["small"] < costs["big"]
     assert row.record.reference_cost_usd == pytest.approx(costs["big"])
-    assert metrics.registry.get_sample_value(
-        "llm_router_feedback_total", {"source": "user", "result": "accepted"}
-    ) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "llm_router_feedback_total", {"source": "user", "result": "accepted"}
+        )
+        == 1
+    )
 
 
 async def test_feedback_for_a_request_routed_before_a_restart(tmp_path: Path) -> None:
@@ -94,7 +97,7 @@ async def test_feedback_for_a_request_routed_before_a_restart(tmp_path: Path) ->
 
 async def test_low_feedback_moves_the_category_off_the_model_and_back(tmp_path: Path) -> None:
     path, _ = write(tmp_path, MONITOR)
-    async with serving(path) as (router, ops, metrics):
+    async with serving(path) as (router, _ops, metrics):
         first = await router.Route(route("m-0"))
         assert first.model == "big" and not first.monitor_note
         for i in range(3):
@@ -107,9 +110,13 @@ async def test_low_feedback_moves_the_category_off_the_model_and_back(tmp_path: 
             await router.Feedback(pb.FeedbackRequest(request_id="m-0", score=1.0))
         back = await router.Route(route("m-10"))
     assert back.model == "big" and not back.monitor_note
-    assert metrics.registry.get_sample_value(
-        "llm_router_monitor_alerts_total", {"model": "big", "category": "general", "signal": "quality"}
-    ) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "llm_router_monitor_alerts_total",
+            {"model": "big", "category": "general", "signal": "quality"},
+        )
+        == 1
+    )
 
 
 async def test_ab_reference_arm_is_served_and_recorded(tmp_path: Path) -> None:
@@ -123,9 +130,7 @@ async def test_ab_reference_arm_is_served_and_recorded(tmp_path: Path) -> None:
 
 
 async def test_spent_budget_rejects_with_resource_exhausted(tmp_path: Path) -> None:
-    path, db = write(
-        tmp_path, "budgets: {daily_usd: {acme: 0.000001}, on_exhausted: reject}\n"
-    )
+    path, db = write(tmp_path, "budgets: {daily_usd: {acme: 0.000001}, on_exhausted: reject}\n")
     async with serving(path) as (router, _, metrics):
         await router.Route(route("b-1", tenant="acme"))
         with pytest.raises(grpc.aio.AioRpcError) as over:
@@ -134,9 +139,12 @@ async def test_spent_budget_rejects_with_resource_exhausted(tmp_path: Path) -> N
     assert over.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert other.model == "big"
     assert {r.record.request_id for r in open_store(db).query()} == {"b-1", "b-3"}
-    assert metrics.registry.get_sample_value(
-        "llm_router_budget_exhausted_total", {"tenant": "acme", "action": "reject"}
-    ) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "llm_router_budget_exhausted_total", {"tenant": "acme", "action": "reject"}
+        )
+        == 1
+    )
 
 
 async def test_spent_budget_routes_to_the_cheapest_model(tmp_path: Path) -> None:
@@ -152,16 +160,25 @@ async def test_spent_budget_routes_to_the_cheapest_model(tmp_path: Path) -> None
 
 
 @asynccontextmanager
-async def completing(tmp_path: Path, extra: str) -> AsyncIterator[tuple[Any, Operations, Metrics, Any]]:
+async def completing(
+    tmp_path: Path, extra: str
+) -> AsyncIterator[tuple[Any, Operations, Metrics, Any]]:
     from fake_upstream import FakeUpstream
 
     from router_svc.cli._serve import _Completers
 
     async with FakeUpstream() as fake:
         db = f"sqlite://{tmp_path}/decisions.db"
-        text = CLASSIFIER_CONFIG.format(version="fb-2").replace("http://127.0.0.1:9/v1", fake.openai_base)
-        text = text.replace("http://127.0.0.1:9", fake.url).replace("provider: anthropic", "provider: openai")
-        text += f"storage: {{url: '{db}', flush_interval_s: 60}}\nretries: {{max_attempts: 1}}\n" + extra
+        text = CLASSIFIER_CONFIG.format(version="fb-2").replace(
+            "http://127.0.0.1:9/v1", fake.openai_base
+        )
+        text = text.replace("http://127.0.0.1:9", fake.url).replace(
+            "provider: anthropic", "provider: openai"
+        )
+        text += (
+            f"storage: {{url: '{db}', flush_interval_s: 60}}\nretries: {{max_attempts: 1}}\n"
+            + extra
+        )
         path = tmp_path / "router.yaml"
         path.write_text(text, encoding="utf-8")
         router = classifier_router(path)
@@ -196,9 +213,12 @@ async def test_completion_attempts_reach_the_monitor_and_metrics(tmp_path: Path)
     assert windows[("big", "general")].error_rate == 1.0
     assert windows[("small", "general")].error_rate == 0.0
     assert metrics.registry.get_sample_value("llm_router_fallbacks_total", {"model": "big"}) == 1
-    assert metrics.registry.get_sample_value(
-        "llm_router_provider_latency_seconds_count", {"model": "small"}
-    ) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "llm_router_provider_latency_seconds_count", {"model": "small"}
+        )
+        == 1
+    )
 
 
 async def test_shadow_calls_the_reference_under_a_daily_cap(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ def decision(model: str = "small", category: str = "code") -> Decision:
 
 
 def settings(**kw: object) -> ABSettings:
-    base: dict[str, object] = dict(enabled=True, reference_model="big", shares={"code": 0.2})
+    base: dict[str, object] = {"enabled": True, "reference_model": "big", "shares": {"code": 0.2}}
     base.update(kw)
     return ABSettings(**base)  # type: ignore[arg-type]
 
@@ -30,7 +30,9 @@ def test_share_is_respected_and_assignment_is_deterministic() -> None:
     arms = [ab.assign(decision(), f"req-{i}", PROV)[1] for i in range(4000)]
     share = arms.count("reference") / len(arms)
     assert 0.17 < share < 0.23
-    assert arms == [ABAssigner(settings()).assign(decision(), f"req-{i}", PROV)[1] for i in range(4000)]
+    assert arms == [
+        ABAssigner(settings()).assign(decision(), f"req-{i}", PROV)[1] for i in range(4000)
+    ]
 
 
 def test_reference_arm_replaces_the_model_and_notes_it() -> None:

@@ -16,9 +16,24 @@ PROV = {"small": "openai", "mid": "openai", "big": "anthropic"}.__getitem__
 
 def config(**kw: object) -> RouterConfig:
     models = [
-        {"name": "small", "base_url": "http://x", "input_price_per_mtok": 0.1, "output_price_per_mtok": 0.4},
-        {"name": "big", "base_url": "http://x", "input_price_per_mtok": 5.0, "output_price_per_mtok": 15.0},
-        {"name": "mid", "base_url": "http://x", "input_price_per_mtok": 1.0, "output_price_per_mtok": 2.0},
+        {
+            "name": "small",
+            "base_url": "http://x",
+            "input_price_per_mtok": 0.1,
+            "output_price_per_mtok": 0.4,
+        },
+        {
+            "name": "big",
+            "base_url": "http://x",
+            "input_price_per_mtok": 5.0,
+            "output_price_per_mtok": 15.0,
+        },
+        {
+            "name": "mid",
+            "base_url": "http://x",
+            "input_price_per_mtok": 1.0,
+            "output_price_per_mtok": 2.0,
+        },
     ]
     return RouterConfig.model_validate({"models": models, **kw})
 
@@ -67,7 +82,9 @@ def test_budget_reroutes_to_cheapest_when_spent() -> None:
 
 def test_budget_rejects_when_configured_and_rolls_over_at_midnight() -> None:
     now = [1_800_000_000.0]
-    g = BudgetGuard(BudgetSettings(default_daily_usd=0.5, on_exhausted="reject"), clock=lambda: now[0])
+    g = BudgetGuard(
+        BudgetSettings(default_daily_usd=0.5, on_exhausted="reject"), clock=lambda: now[0]
+    )
     g.add("t", 0.6)
     with pytest.raises(BudgetExhausted):
         g.apply(decision(), "t", PROV)

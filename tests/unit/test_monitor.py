@@ -24,10 +24,10 @@ class Clock:
 
 
 def decision(model: str = "small", category: str = "code", **kw: object) -> Decision:
-    base: dict[str, object] = dict(
-        model=model, provider=PROVIDERS[model], strategy="classifier", reason="r",
-        scores={}, costs={}, fallbacks=("mid", "big"), category=category,
-    )  # fmt: skip
+    base: dict[str, object] = {
+        "model": model, "provider": PROVIDERS[model], "strategy": "classifier", "reason": "r",
+        "scores": {}, "costs": {}, "fallbacks": ("mid", "big"), "category": category,
+    }  # fmt: skip
     base.update(kw)
     return Decision(**base)  # type: ignore[arg-type]
 
@@ -46,9 +46,13 @@ def test_low_feedback_moves_the_category_to_the_next_candidate() -> None:
     d = mon.apply(decision(), PROVIDERS.__getitem__)
     assert (d.model, d.provider, d.fallbacks) == ("mid", "anthropic", ("big",))
     assert "small kept from code (quality)" in d.monitor_note
-    assert metrics.registry.get_sample_value(
-        "llm_router_monitor_alerts_total", {"model": "small", "category": "code", "signal": "quality"}
-    ) == 1.0
+    assert (
+        metrics.registry.get_sample_value(
+            "llm_router_monitor_alerts_total",
+            {"model": "small", "category": "code", "signal": "quality"},
+        )
+        == 1.0
+    )
     # other categories are untouched
     assert mon.apply(decision(category="chat"), PROVIDERS.__getitem__).model == "small"
 
@@ -69,9 +73,12 @@ def test_recovery_by_new_feedback_returns_traffic() -> None:
         mon.observe_feedback("small", "code", 1.0)
     assert mon.blocked("small", "code") == ""
     assert mon.apply(decision(), PROVIDERS.__getitem__).model == "small"
-    assert metrics.registry.get_sample_value(
-        "llm_router_monitor_blocked", {"model": "small", "category": "code"}
-    ) == 0.0
+    assert (
+        metrics.registry.get_sample_value(
+            "llm_router_monitor_blocked", {"model": "small", "category": "code"}
+        )
+        == 0.0
+    )
 
 
 def test_block_expires_with_the_window() -> None:

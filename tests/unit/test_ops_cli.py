@@ -32,10 +32,10 @@ routing:
 
 
 def rec(rid: str, model: str, prompt: str | None, **kw: object) -> DecisionRecord:
-    base: dict[str, object] = dict(request_id=rid, ts=T0, tenant="acme", model=model,
-                                   provider="openai", strategy="classifier", category="code",
-                                   cost_usd=0.01 if model == "big" else 0.001,
-                                   reference_cost_usd=0.01, prompt=prompt)  # fmt: skip
+    base: dict[str, object] = {"request_id": rid, "ts": T0, "tenant": "acme", "model": model,
+                                   "provider": "openai", "strategy": "classifier", "category": "code",
+                                   "cost_usd": 0.01 if model == "big" else 0.001,
+                                   "reference_cost_usd": 0.01, "prompt": prompt}  # fmt: skip
     base.update(kw)
     return DecisionRecord(**base)  # type: ignore[arg-type]
 
@@ -77,7 +77,9 @@ def test_report_totals_quality_and_ab(db: str) -> None:
     assert rep["ab"][0]["reference"]["n"] == 1 and rep["ab"][0]["routed"]["n"] == 0
 
 
-def test_report_command_json_and_png(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_command_json_and_png(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     png = tmp_path / "r.png"
     assert main(["report", "--db", db, "--json", "--png", str(png)]) == 0
     rep = json.loads(capsys.readouterr().out)
@@ -147,12 +149,16 @@ def test_simulate_against_single_model_baselines(tmp_path: Path) -> None:
     data = tmp_path / "d.jsonl"
     lines = [{"prompt": f"easy {i}", "outcomes": {"big": 1, "small": 1}} for i in range(20)]
     lines += [{"prompt": f"hard {i}", "outcomes": {"big": 1, "small": 0}} for i in range(20)]
-    lines += [{"prompt": f"hard impossible {i}", "outcomes": {"big": 0, "small": 0}} for i in range(5)]
+    lines += [
+        {"prompt": f"hard impossible {i}", "outcomes": {"big": 0, "small": 0}} for i in range(5)
+    ]
     data.write_text("\n".join(json.dumps(x) for x in lines), encoding="utf-8")
     cfg = tmp_path / "c.yaml"
     cfg.write_text(CONFIG, encoding="utf-8")
     router = load_router(cfg, quality_model=HardIsHard())
-    res = simulate(router, load_dataset([data]), parse_mix("simple=0.5,moderate=0.4,complex=0.1"), 200)
+    res = simulate(
+        router, load_dataset([data]), parse_mix("simple=0.5,moderate=0.4,complex=0.1"), 200
+    )
     assert res["available"] == {"simple": 20, "moderate": 20, "complex": 5}
     assert res["policy"]["n"] == 200
     assert res["policy"]["quality"] == pytest.approx(res["baselines"]["big"]["quality"])  # 0.9

@@ -15,8 +15,8 @@ from router_svc._storage import DecisionRecord, FeedbackRecord, open_store
 
 
 def rec(rid: str, **kw: object) -> DecisionRecord:
-    base: dict[str, object] = dict(request_id=rid, ts=1_800_000_000.0, tenant="t", model="small",
-                                   provider="openai", strategy="rules", category="code")  # fmt: skip
+    base: dict[str, object] = {"request_id": rid, "ts": 1_800_000_000.0, "tenant": "t", "model": "small",
+                                   "provider": "openai", "strategy": "rules", "category": "code"}  # fmt: skip
     base.update(kw)
     return DecisionRecord(**base)  # type: ignore[arg-type]
 
@@ -60,9 +60,10 @@ def test_full_queue_drops_oldest_and_counts(tmp_path: Path, metrics: Metrics) ->
     r = Recorder(store, max_queue=10, metrics=metrics)
     results = [r.record(rec(f"r{i}")) for i in range(15)]
     assert results.count(False) == 5 and r.dropped == 5
-    assert metrics.registry.get_sample_value(
-        "llm_router_storage_dropped_total", {"kind": "decision"}
-    ) == 5
+    assert (
+        metrics.registry.get_sample_value("llm_router_storage_dropped_total", {"kind": "decision"})
+        == 5
+    )
     r.flush()
     assert {s.record.request_id for s in store.query()} == {f"r{i}" for i in range(5, 15)}
 

@@ -39,11 +39,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DecisionSt
 
 
 def rec(rid: str, ts: float = T0, **kw: object) -> DecisionRecord:
-    base: dict[str, object] = dict(
-        request_id=rid, ts=ts, tenant="acme", model="small", provider="openai",
-        strategy="classifier", category="code", cost_usd=0.001, scores={"small": 0.7, "big": 0.9},
-        costs={"small": 0.001, "big": 0.02},
-    )  # fmt: skip
+    base: dict[str, object] = {
+        "request_id": rid, "ts": ts, "tenant": "acme", "model": "small", "provider": "openai",
+        "strategy": "classifier", "category": "code", "cost_usd": 0.001, "scores": {"small": 0.7, "big": 0.9},
+        "costs": {"small": 0.001, "big": 0.02},
+    }  # fmt: skip
     base.update(kw)
     return DecisionRecord(**base)  # type: ignore[arg-type]
 

@@ -358,7 +358,13 @@ class CascadePolicy(Policy):
 
     @classmethod
     def unavailable(cls, plan: Plan) -> str:
-        return "" if plan.config.routing.cascade.models else "routing.cascade.models is empty"
+        if not plan.config.routing.cascade.models:
+            return "routing.cascade.models is empty"
+        if plan.predictor is None:
+            return "no router model is loaded to score the answers"
+        if not getattr(plan.predictor, "has_scorer", True):
+            return "the router model has no response scorer (scorer.onnx)"
+        return ""
 
     def __init__(self, plan: Plan) -> None:
         super().__init__(plan)

@@ -69,13 +69,22 @@ def test_route_prints_a_readable_decision(
 
 
 def test_route_json(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["route", "hello", "--config", str(config_file), "--json", "--strategy", "cascade"]
+    args = ["route", "hello", "--config", str(config_file), "--json", "--tenant", "t1"]
     assert main(args) == 0
     decision = json.loads(capsys.readouterr().out)
     assert decision["model"] == "small"
-    assert decision["strategy"] == "cascade"
-    assert [s["model"] for s in decision["cascade"]] == ["small", "big"]
+    assert decision["strategy"] == "default"
+    assert decision["fallbacks"] == ["big"]
     assert decision["config_version"] == "cli-test"
+    assert decision["cascade"] == []
+
+
+def test_route_cascade_without_a_scorer_is_refused(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["route", "hello", "--config", str(config_file), "--strategy", "cascade"]
+    assert main(args) == 2
+    assert "strategy cascade is not available" in capsys.readouterr().err
 
 
 def test_route_filters_from_flags(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -126,7 +126,15 @@ def test_rules_only_needs_no_quality_model() -> None:
     assert (decision.model, decision.scores) == ("small", {})
     with pytest.raises(InvalidRequest, match="strategy classifier is not available"):
         router.route("q", strategy="classifier")
-    assert router.route("q", strategy="cascade").model == "edge"
+    with pytest.raises(InvalidRequest, match="strategy cascade is not available: no router model"):
+        router.route("q", strategy="cascade")
+
+
+def test_cascade_needs_a_response_scorer() -> None:
+    config = parse_config(CONFIG.replace("  default: small", "  strategy: cascade"))
+    with pytest.raises(ConfigError, match="strategy cascade cannot run: .*no response scorer"):
+        Router(config, FakePredictor(scorer=False))
+    assert Router(config, FakePredictor()).route("q").strategy == "cascade"
 
 
 def test_classifier_without_a_model_is_a_config_error() -> None:

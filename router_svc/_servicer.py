@@ -214,10 +214,10 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                 grpc.StatusCode.UNIMPLEMENTED,
                 "Complete is not enabled on this server (no completer).",
             )
-        completer = self._completer_for(snap)  # type: ignore[misc]
         start = time.monotonic()
         parsed = parse_route_request(request.request, snap, keep_messages=True)
         _check_sampling(request)
+        completer = self._completer_for(snap)  # type: ignore[misc]
         request_id = parsed.request.request_id
         annotate(request_id=request_id)
         decision = self._decide(snap, parsed)

@@ -29,6 +29,8 @@ from router_core._config_ops import ABSettings, BudgetSettings, MonitorSettings,
 from router_core.errors import ConfigError
 
 __all__ = [
+    "ApiKeyConfig",
+    "AuthConfig",
     "BreakerConfig",
     "Capabilities",
     "CascadeConfig",
@@ -43,6 +45,7 @@ __all__ = [
     "RuleMatch",
     "ServerConfig",
     "TimeoutsConfig",
+    "TlsConfig",
     "default_config_path",
     "load_config",
     "parse_config",
@@ -220,11 +223,45 @@ class BreakerConfig(_Frozen):
     cooldown_s: float = Field(default=30.0, ge=0)
 
 
+class TlsConfig(_Frozen):
+    """Server TLS (PEM files); ``client_ca_file`` turns on mutual TLS (client certificates required)."""
+
+    cert_file: str = Field(min_length=1)
+    key_file: str = Field(min_length=1)
+    client_ca_file: str | None = None
+
+
 class ServerConfig(_Frozen):
     port: int = Field(default=50051, ge=0, le=65535)
     metrics_port: int = Field(default=9090, ge=0, le=65535)
     max_connection_age_ms: int = Field(default=300_000, ge=0)
     grace_s: float = Field(default=10.0, ge=0)
+    tls: TlsConfig | None = None
+
+
+class ApiKeyConfig(_Frozen):
+    """One API key, stored as the hex SHA-256 of the key (see docs/security.md)."""
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    tenant: str = Field(min_length=1)
+    admin: bool = False
+    name: str = ""  # a label for logs (never the key)
+
+
+class AuthConfig(_Frozen):
+    """Bearer API keys mapped to tenants; off unless ``enabled``."""
+
+    enabled: bool = False
+    keys: tuple[ApiKeyConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _keys_when_enabled(self) -> AuthConfig:
+        if self.enabled and not self.keys:
+            raise ValueError("auth.enabled needs at least one entry in auth.keys")
+        digests = [k.sha256 for k in self.keys]
+        if len(set(digests)) != len(digests):
+            raise ValueError("the same key hash is listed twice")
+        return self
 
 
 class RouterConfig(_Frozen):
@@ -242,6 +279,7 @@ class RouterConfig(_Frozen):
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     ab: ABSettings = Field(default_factory=ABSettings)
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
+    auth: AuthConfig = AuthConfig()
 
     _source: str = PrivateAttr(default="<config>")
     _lines: dict[Loc, int] = PrivateAttr(default_factory=dict)

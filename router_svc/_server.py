@@ -22,10 +22,12 @@ from grpc_reflection.v1alpha import reflection
 
 from llm_router.v1 import router_pb2, router_pb2_grpc
 from router_core.errors import ConfigError
+from router_svc._auth import AuthInterceptor
 from router_svc._interceptors import CanonicalLogInterceptor, RpcObserver
 from router_svc._logging import get_logger
 from router_svc._reload import Reloader
 from router_svc._servicer import RouterServicer
+from router_svc._tls import server_credentials
 
 if TYPE_CHECKING:
     from router_core._config import RouterConfig
@@ -92,8 +94,10 @@ class RouterServer:
         self.reloader = (
             Reloader(state, config_path, poll_interval_s=poll_interval_s) if config_path else None
         )
+        # API keys (config auth:); passes calls straight through while auth is off
+        self.auth = AuthInterceptor(state)
         self._server = grpc.aio.server(
-            interceptors=[CanonicalLogInterceptor(observer), *interceptors],
+            interceptors=[CanonicalLogInterceptor(observer), self.auth, *interceptors],
             options=channel_options(config),
         )
         router_pb2_grpc.add_RouterServicer_to_server(self.servicer, self._server)  # type: ignore[no-untyped-call]
@@ -117,8 +121,13 @@ class RouterServer:
             ConfigError: the address cannot be bound.
         """
         host = f"[{self._host}]" if ":" in self._host else self._host
+        address = f"{host}:{self._requested_port}"
+        credentials = server_credentials(self._state.config)  # ConfigError: unreadable files
         try:
-            self.port = self._server.add_insecure_port(f"{host}:{self._requested_port}")
+            if credentials is None:
+                self.port = self._server.add_insecure_port(address)
+            else:
+                self.port = self._server.add_secure_port(address, credentials)
         except RuntimeError as exc:
             raise ConfigError(f"cannot bind {host}:{self._requested_port}: {exc}") from None
         await self._server.start()

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import ssl
 import struct
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -113,8 +114,11 @@ class _Disconnected(Exception):
 class FakeUpstream:
     """The server; use ``async with FakeUpstream() as fake`` or ``start()`` / ``aclose()``."""
 
-    def __init__(self, default: Behaviour | None = None) -> None:
+    def __init__(
+        self, default: Behaviour | None = None, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.default: Behaviour = default or Stream()
+        self._ssl = ssl_context  # serve HTTPS with this context (tests of certificate checks)
         self.requests: list[Received] = []
         self.disconnects = 0  # responses the client abandoned before their end
         self.connections = 0
@@ -125,7 +129,8 @@ class FakeUpstream:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self._ssl is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def openai_base(self) -> str:
@@ -139,7 +144,7 @@ class FakeUpstream:
         return [r for r in self.requests if r.body.get("model") == model]
 
     async def start(self) -> Self:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self._ssl)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

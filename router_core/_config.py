@@ -204,6 +204,8 @@ class LimitsConfig(_Frozen):
     max_prompt_chars: int = Field(default=200_000, gt=0)
     max_message_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     max_concurrent_streams: int = Field(default=1000, gt=0)
+    # an upstream answer larger than this fails (ProviderProtocolError) instead of filling memory
+    max_response_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
 
 
 class TimeoutsConfig(_Frozen):

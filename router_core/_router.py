@@ -133,6 +133,8 @@ class Router:
         Raises:
             InvalidRequest: an unknown metadata name, or what ``decide`` raises.
         """
+        if not metadata:
+            return self.decide(RouteRequest(text))
         unknown = set(metadata) - _REQUEST_FIELDS
         if unknown:
             raise InvalidRequest(f"unknown request field(s): {', '.join(sorted(unknown))}")

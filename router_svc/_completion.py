@@ -22,7 +22,15 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -220,8 +228,8 @@ class Completer:
         max_tokens: int | None = None,
         temperature: float | None = None,
         capabilities: Iterable[str] = (),
-    ) -> AsyncIterator[Delta | CompletionResult]:
-        """Stream the answer for ``decision``.
+    ) -> AsyncGenerator[Delta | CompletionResult, None]:
+        """Stream the answer for ``decision``; ``aclose()`` it to cancel the upstream call.
 
         Args:
             decision: a ``router_core`` ``Decision`` (``model``, ``fallbacks``, ``cascade``).
@@ -262,19 +270,22 @@ class Completer:
                     return
             chain = [steps[-1].model]
         chain += [m for m in decision.fallbacks if m not in tried]
-        async for event in self._live_chain(job, _dedupe(chain)):
-            yield event
+        # nested generators are closed explicitly, so closing run() closes the upstream at once
+        async with contextlib.aclosing(self._live_chain(job, _dedupe(chain))) as events:
+            async for event in events:
+                yield event
 
     async def _live_chain(
         self, job: _Job, chain: Sequence[str]
-    ) -> AsyncIterator[Delta | CompletionResult]:
+    ) -> AsyncGenerator[Delta | CompletionResult, None]:
         last_error: ProviderError | None = None
         for model in chain:
             if not self._eligible(job, model):
                 continue
             call = _Call(model)
-            async for delta in self._attempts(job, call, live=True):
-                yield delta
+            async with contextlib.aclosing(self._attempts(job, call, live=True)) as deltas:
+                async for delta in deltas:
+                    yield delta
             if call.error is None and call.started:
                 yield self._result(job, call)
                 return
@@ -286,8 +297,9 @@ class Completer:
         if not self._eligible(job, model):
             return None
         call = _Call(model)
-        async for _ in self._attempts(job, call, live=False):
-            pass  # nothing is yielded when not live
+        async with contextlib.aclosing(self._attempts(job, call, live=False)) as deltas:
+            async for _ in deltas:
+                pass  # nothing is yielded when not live
         if call.error is not None or not call.started:
             return None
         confidence, note = self._confidence(job, call)
@@ -328,7 +340,7 @@ class Completer:
             job.ledger.skipped.append(f"{model}: {reason}")
         return not reason
 
-    async def _attempts(self, job: _Job, call: _Call, *, live: bool) -> AsyncIterator[Delta]:
+    async def _attempts(self, job: _Job, call: _Call, *, live: bool) -> AsyncGenerator[Delta, None]:
         """Call ``call.model`` with retries; yields Deltas when ``live``; fills in ``call``."""
         provider, breaker = self.providers[call.model], self.breakers.get(call.model)
         for attempt in range(1, self.settings.retry.max_attempts + 1):

@@ -32,9 +32,15 @@ from router_core.errors import (
     ProviderUnavailable,
 )
 from router_svc._completion import Completer, CompletionSettings, attempts_of
-from router_svc._events import CompletionResult, Delta
+from router_svc._events import CompletionResult, Delta, ProviderEvent, TextDelta
 from router_svc._resilience import BreakerBoard, BreakerSettings, RetrySettings
-from router_svc.providers import ChatMessage, ProviderSettings, make_providers
+from router_svc.providers import (
+    ChatMessage,
+    Provider,
+    ProviderRequest,
+    ProviderSettings,
+    make_providers,
+)
 
 MESSAGES = (ChatMessage("system", "Be brief."), ChatMessage("user", "Say hello."))
 
@@ -273,6 +279,34 @@ async def test_cancelling_the_caller_closes_the_upstream(fake: FakeUpstream) -> 
     await _until(lambda: fake.disconnects == 1)
     assert c.breakers.get("a").state == "closed"  # a cancellation is not the upstream's fault
     await c.aclose()
+
+
+class EndlessProvider(Provider):
+    """Yields tokens forever and records when its stream is closed."""
+
+    name = "a"
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
+        try:
+            while True:
+                yield TextDelta("x")
+                await asyncio.sleep(0)
+        finally:
+            self.closed = True
+
+
+async def test_closing_run_closes_the_provider_stream_at_once() -> None:
+    provider = EndlessProvider()
+    specs = [spec("a", "http://unused.test/v1")]
+    c = Completer(CompletionSettings(), {"a": provider}, Catalog(specs))
+    run = c.run(decision("a"), MESSAGES)
+    assert isinstance(await anext(run), Delta)
+    await run.aclose()
+    assert provider.closed  # synchronously, not left to the garbage collector
+    assert c.breakers.get("a").state == "closed"
 
 
 async def test_breaker_opens_and_skips_model(fake: FakeUpstream) -> None:

@@ -210,32 +210,30 @@ def decision_to_proto(
 ) -> pb.RouteDecision:
     """The wire form of a core decision; candidates follow catalog order."""
     scores, costs = decision.scores, decision.costs
-    candidates = []
-    for name, spec in catalog.items():
-        if name not in costs and name not in scores:
-            continue
-        candidate = pb.Candidate(
-            model=name, provider=spec.provider, estimated_cost_usd=costs.get(name, 0.0)
-        )
-        if name in scores:
-            candidate.predicted_quality = scores[name]
-        candidates.append(candidate)
-    return pb.RouteDecision(
+    out = pb.RouteDecision(
         request_id=request_id,
         model=decision.model,
         provider=decision.provider,
         strategy=_STRATEGIES_OUT.get(decision.strategy, pb.STRATEGY_UNSPECIFIED),  # type: ignore[arg-type]
         reason=decision.reason,
-        candidates=candidates,
         fallbacks=decision.fallbacks,
         config_version=decision.config_version,
         decision_time_us=max(0, round(decision.decision_us)),
         category=decision.category,
         monitor_note=decision.monitor_note,
-        cascade=[
-            pb.CascadeStep(model=s.model, min_confidence=s.min_confidence) for s in decision.cascade
-        ],
     )
+    add = out.candidates.add  # built in place: cheaper than constructing and copying them
+    for name, spec in catalog.items():
+        cost = costs.get(name)
+        quality = scores.get(name)
+        if quality is not None:
+            add(model=name, provider=spec.provider, estimated_cost_usd=cost or 0.0,
+                predicted_quality=quality)  # fmt: skip
+        elif cost is not None:
+            add(model=name, provider=spec.provider, estimated_cost_usd=cost)
+    for step in decision.cascade:
+        out.cascade.add(model=step.model, min_confidence=step.min_confidence)
+    return out
 
 
 def error_decision(request_id: str, code: int, message: str) -> pb.RouteDecision:

@@ -95,7 +95,7 @@ class _Completers:
         scorer = snap.router if snap.router.quality_model is not None else None
         completer = Completer(
             settings,
-            make_providers(snap.config.models, settings.provider),  # type: ignore[arg-type]
+            make_providers(snap.config.models, settings.provider),
             snap.router.catalog,
             scorer,
             breakers=self.breakers,

@@ -12,9 +12,9 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc import aio
+from llm_router_bench import BenchOptions, load_prompts, run_bench, synthetic_prompts
 
 from llm_router.v1 import router_pb2, router_pb2_grpc
-from llm_router_bench import BenchOptions, load_prompts, run_bench, synthetic_prompts
 from router_core.errors import DataError, RouterError
 from router_svc.cli import main as cli_main
 
@@ -35,14 +35,18 @@ class FakeRouter(router_pb2_grpc.RouterServicer):
             if key == "authorization":
                 self.auth.add(value)
 
-    async def Route(self, request: router_pb2.RouteRequest, context: aio.ServicerContext) -> router_pb2.RouteDecision:
+    async def Route(
+        self, request: router_pb2.RouteRequest, context: aio.ServicerContext
+    ) -> router_pb2.RouteDecision:
         self._note(context)
         self.routes += 1
         if FAIL in request.messages[0].content:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "budget spent")
         return router_pb2.RouteDecision(model="small")
 
-    async def RouteStream(self, request_iterator: AsyncIterator[router_pb2.RouteRequest], context: aio.ServicerContext) -> AsyncIterator[router_pb2.RouteDecision]:
+    async def RouteStream(
+        self, request_iterator: AsyncIterator[router_pb2.RouteRequest], context: aio.ServicerContext
+    ) -> AsyncIterator[router_pb2.RouteDecision]:
         self._note(context)
         async for request in request_iterator:
             self.stream_items += 1
@@ -51,13 +55,17 @@ class FakeRouter(router_pb2_grpc.RouterServicer):
             else:
                 yield router_pb2.RouteDecision(model="small")
 
-    async def Complete(self, request: router_pb2.CompleteRequest, context: aio.ServicerContext) -> AsyncIterator[router_pb2.CompleteEvent]:
+    async def Complete(
+        self, request: router_pb2.CompleteRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[router_pb2.CompleteEvent]:
         self.completes += 1
         yield router_pb2.CompleteEvent(decision=router_pb2.RouteDecision(model="small"))
         for _ in range(4):
             await asyncio.sleep(0.001)
             yield router_pb2.CompleteEvent(delta=router_pb2.Delta(text="tok "))
-        yield router_pb2.CompleteEvent(summary=router_pb2.CompletionSummary(model="small", output_tokens=4))
+        yield router_pb2.CompleteEvent(
+            summary=router_pb2.CompletionSummary(model="small", output_tokens=4)
+        )
 
 
 async def _serve(creds: grpc.ServerCredentials | None = None) -> tuple[aio.Server, FakeRouter, str]:
@@ -90,28 +98,43 @@ async def _bench(**kwargs: object) -> object:
     return await asyncio.to_thread(run_bench, opts)
 
 
-async def test_closed_loop_sends_exactly_the_requested_count(fake_server: tuple[FakeRouter, str]) -> None:
+async def test_closed_loop_sends_exactly_the_requested_count(
+    fake_server: tuple[FakeRouter, str],
+) -> None:
     fake, target = fake_server
     result = await _bench(target=target, concurrency=6, requests=300, workers=2, connections=4)
     assert result.ok == 300 and result.errors == {}
     assert fake.routes == 300
     assert result.latency.get_total_count() == 300
-    assert 0 < result.percentile_ms(50) <= result.percentile_ms(99) <= result.latency.get_max_value() / 1000
+    assert (
+        0
+        < result.percentile_ms(50)
+        <= result.percentile_ms(99)
+        <= result.latency.get_max_value() / 1000
+    )
 
 
-async def test_errors_are_counted_by_status_code_and_token_is_sent(fake_server: tuple[FakeRouter, str], tmp_path: Path) -> None:
+async def test_errors_are_counted_by_status_code_and_token_is_sent(
+    fake_server: tuple[FakeRouter, str], tmp_path: Path
+) -> None:
     fake, target = fake_server
     prompts = _prompts_file(tmp_path, ["a question", f"{FAIL} now", "another", "and one more"])
-    result = await _bench(target=target, concurrency=1, requests=40, prompts=prompts, token="s3cret")
+    result = await _bench(
+        target=target, concurrency=1, requests=40, prompts=prompts, token="s3cret"
+    )
     assert result.ok == 30
     assert result.errors == {"RESOURCE_EXHAUSTED": 10}
     assert fake.auth == {"Bearer s3cret"}
 
 
-async def test_route_stream_counts_items_and_item_errors(fake_server: tuple[FakeRouter, str], tmp_path: Path) -> None:
+async def test_route_stream_counts_items_and_item_errors(
+    fake_server: tuple[FakeRouter, str], tmp_path: Path
+) -> None:
     fake, target = fake_server
     prompts = _prompts_file(tmp_path, ["x", "y", "z", FAIL])
-    result = await _bench(target=target, rpc="route-stream", concurrency=8, requests=400, prompts=prompts, streams=2)
+    result = await _bench(
+        target=target, rpc="route-stream", concurrency=8, requests=400, prompts=prompts, streams=2
+    )
     assert fake.stream_items == 400
     assert result.ok == 300
     assert result.errors == {"INVALID_ARGUMENT": 100}
@@ -128,7 +151,9 @@ async def test_complete_reports_first_token_and_tokens(fake_server: tuple[FakeRo
     assert "tokens_per_s_per_stream" in result.to_dict()
 
 
-async def test_open_loop_sends_on_schedule_and_warmup_is_not_measured(fake_server: tuple[FakeRouter, str]) -> None:
+async def test_open_loop_sends_on_schedule_and_warmup_is_not_measured(
+    fake_server: tuple[FakeRouter, str],
+) -> None:
     fake, target = fake_server
     opts = BenchOptions(target=target, rate=200, duration=1.0, warmup=0.5, progress=False)
     result = await asyncio.to_thread(run_bench, opts)
@@ -137,11 +162,29 @@ async def test_open_loop_sends_on_schedule_and_warmup_is_not_measured(fake_serve
     assert result.ok + sum(result.errors.values()) == 200
 
 
-async def test_cli_writes_table_json_and_png(fake_server: tuple[FakeRouter, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_cli_writes_table_json_and_png(
+    fake_server: tuple[FakeRouter, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _, target = fake_server
     out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
-    argv = ["bench", "--target", target, "--requests", "50", "--concurrency", "2", "--warmup", "0",
-            "--quiet", "--prompt-chars", "100", "--json", str(out_json), "--png", str(out_png)]
+    argv = [
+        "bench",
+        "--target",
+        target,
+        "--requests",
+        "50",
+        "--concurrency",
+        "2",
+        "--warmup",
+        "0",
+        "--quiet",
+        "--prompt-chars",
+        "100",
+        "--json",
+        str(out_json),
+        "--png",
+        str(out_png),
+    ]
     code = await asyncio.to_thread(cli_main, argv)
     assert code == 0
     data = json.loads(out_json.read_text())
@@ -153,10 +196,28 @@ async def test_cli_writes_table_json_and_png(fake_server: tuple[FakeRouter, str]
 
 async def test_tls_with_a_private_ca(tmp_path: Path) -> None:
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True,
+    await asyncio.to_thread(
+        subprocess.run,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     creds = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
     server, fake, target = await _serve(creds)

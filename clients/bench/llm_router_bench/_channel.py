@@ -38,7 +38,9 @@ def call_metadata(opts: BenchOptions) -> tuple[tuple[str, str], ...] | None:
     return (("authorization", f"Bearer {opts.token}"),)
 
 
-def build_requests(opts: BenchOptions, prompts: list[str]) -> list[router_pb2.RouteRequest] | list[router_pb2.CompleteRequest]:
+def build_requests(
+    opts: BenchOptions, prompts: list[str]
+) -> list[router_pb2.RouteRequest] | list[router_pb2.CompleteRequest]:
     """One request message per prompt, built once so the load loop only sends."""
     routes = [
         router_pb2.RouteRequest(

@@ -20,24 +20,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", required=True, help="router address HOST:PORT")
     parser.add_argument("--rpc", choices=RPCS, default="route", help="RPC to load (default: route)")
     load = parser.add_mutually_exclusive_group()
-    load.add_argument("--concurrency", type=int, help="closed loop: requests in flight (default 16)")
-    load.add_argument("--rate", type=float, help="open loop: requests per second (latency from intended send time)")
+    load.add_argument(
+        "--concurrency", type=int, help="closed loop: requests in flight (default 16)"
+    )
+    load.add_argument(
+        "--rate",
+        type=float,
+        help="open loop: requests per second (latency from intended send time)",
+    )
     stop = parser.add_mutually_exclusive_group()
     stop.add_argument("--duration", type=float, help="seconds to measure (default 10)")
     stop.add_argument("--requests", type=int, help="number of requests to measure")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of unmeasured load first (default 1)")
+    parser.add_argument(
+        "--warmup", type=float, default=1.0, help="seconds of unmeasured load first (default 1)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="client processes (default 1)")
-    parser.add_argument("--connections", type=int, default=0, help="TCP connections in all (default: one per worker)")
-    parser.add_argument("--streams", type=int, default=0, help="RouteStream calls in all (default: one per connection)")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=0,
+        help="TCP connections in all (default: one per worker)",
+    )
+    parser.add_argument(
+        "--streams",
+        type=int,
+        default=0,
+        help="RouteStream calls in all (default: one per connection)",
+    )
     src = parser.add_mutually_exclusive_group()
-    src.add_argument("--prompts", type=Path, help="CSV/JSONL file (prompt column) or a folder of them")
-    src.add_argument("--prompt-chars", type=int, default=1000, help="synthetic prompt length (default 1000)")
-    parser.add_argument("--max-prompts", type=int, default=20000, help="read at most this many prompts")
-    parser.add_argument("--max-tokens", type=int, default=0, help="Complete: max_tokens per request")
+    src.add_argument(
+        "--prompts", type=Path, help="CSV/JSONL file (prompt column) or a folder of them"
+    )
+    src.add_argument(
+        "--prompt-chars", type=int, default=1000, help="synthetic prompt length (default 1000)"
+    )
+    parser.add_argument(
+        "--max-prompts", type=int, default=20000, help="read at most this many prompts"
+    )
+    parser.add_argument(
+        "--max-tokens", type=int, default=0, help="Complete: max_tokens per request"
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="per-call deadline in seconds")
     parser.add_argument("--tls", action="store_true", help="use TLS")
     parser.add_argument("--ca", type=Path, help="PEM CA certificate to verify the server with")
-    parser.add_argument("--server-name", default="", help="TLS name to verify instead of the target host")
+    parser.add_argument(
+        "--server-name", default="", help="TLS name to verify instead of the target host"
+    )
     parser.add_argument("--token", default="", help="send 'authorization: Bearer TOKEN'")
     parser.add_argument("--json", type=Path, help="write the result as JSON to this file")
     parser.add_argument("--png", type=Path, help="write a latency percentile plot to this file")

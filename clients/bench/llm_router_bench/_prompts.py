@@ -10,13 +10,78 @@ from pathlib import Path
 __all__ = ["load_prompts", "synthetic_prompts"]
 
 _FIELDS = ("prompt", "text", "eval_prompt", "question", "input")
-_WORDS = (
-    "the model should explain how a binary search tree keeps its keys ordered and why "
-    "rotations restore balance after an insert compare quicksort with merge sort write a "
-    "python function that parses a csv file summarize this contract clause translate the "
-    "following paragraph into french what is the derivative of x squared plus three prove "
-    "that the square root of two is irrational list three causes of the french revolution"
-).split()
+_WORDS = [
+    "the",
+    "model",
+    "should",
+    "explain",
+    "how",
+    "a",
+    "binary",
+    "search",
+    "tree",
+    "keeps",
+    "its",
+    "keys",
+    "ordered",
+    "and",
+    "why",
+    "rotations",
+    "restore",
+    "balance",
+    "after",
+    "an",
+    "insert",
+    "compare",
+    "quicksort",
+    "with",
+    "merge",
+    "sort",
+    "write",
+    "a",
+    "python",
+    "function",
+    "that",
+    "parses",
+    "a",
+    "csv",
+    "file",
+    "summarize",
+    "this",
+    "contract",
+    "clause",
+    "translate",
+    "the",
+    "following",
+    "paragraph",
+    "into",
+    "french",
+    "what",
+    "is",
+    "the",
+    "derivative",
+    "of",
+    "x",
+    "squared",
+    "plus",
+    "three",
+    "prove",
+    "that",
+    "the",
+    "square",
+    "root",
+    "of",
+    "two",
+    "is",
+    "irrational",
+    "list",
+    "three",
+    "causes",
+    "of",
+    "the",
+    "french",
+    "revolution",
+]
 
 
 def synthetic_prompts(chars: int, count: int = 64, seed: int = 0) -> list[str]:
@@ -66,7 +131,9 @@ def _jsonl_prompts(path: Path, limit: int) -> list[str]:
             elif isinstance(obj, dict):
                 value = next((obj[f] for f in _FIELDS if isinstance(obj.get(f), str)), None)
                 if value is None:
-                    raise ValueError(f"{path}:{n}: no prompt field (looked for {', '.join(_FIELDS)})")
+                    raise ValueError(
+                        f"{path}:{n}: no prompt field (looked for {', '.join(_FIELDS)})"
+                    )
                 out.append(value)
             if len(out) >= limit:
                 break
@@ -79,7 +146,11 @@ def load_prompts(path: Path, limit: int = 20000) -> list[str]:
     Raises:
         ValueError: the file has no prompt column/field, is not JSON lines, or holds no prompt.
     """
-    files = sorted(p for p in path.iterdir() if p.suffix in (".csv", ".jsonl")) if path.is_dir() else [path]
+    files = (
+        sorted(p for p in path.iterdir() if p.suffix in (".csv", ".jsonl"))
+        if path.is_dir()
+        else [path]
+    )
     out: list[str] = []
     for f in files:
         if f.suffix == ".jsonl" or f.suffix == ".json":

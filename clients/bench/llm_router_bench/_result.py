@@ -77,7 +77,11 @@ class BenchResult:
         lines = [
             f"llm-router bench: {o.rpc} -> {o.target} ({'TLS' if o.tls else 'plaintext'})",
             f"  {o.mode} loop, {load}, {o.workers} worker(s), {o.total_connections} connection(s)"
-            + (f", {max(o.streams, o.total_connections)} stream(s)" if o.rpc == "route-stream" else ""),
+            + (
+                f", {max(o.streams, o.total_connections)} stream(s)"
+                if o.rpc == "route-stream"
+                else ""
+            ),
             f"  measured {self.elapsed:.2f} s after {o.warmup:g} s warm-up",
             f"  requests ok {self.ok}   errors {self.error_count}   throughput {self.throughput:,.1f}/s",
         ]
@@ -89,6 +93,12 @@ class BenchResult:
             lines.append(
                 f"  tokens/s per stream: p50 {s['p50_ms']:.1f}  p90 {s['p90_ms']:.1f}  (all streams: "
                 f"{self.tokens / self.elapsed if self.elapsed else 0:,.0f} tokens/s)"
+            )
+        per_cpu = self.extra.get("calls_per_client_cpu_s")
+        if per_cpu:
+            lines.append(
+                f"  client CPU {self.extra['client_cpu_s']:.2f} s for "
+                f"{self.extra['client_calls_incl_warmup']} calls ({per_cpu:,.0f} calls per CPU-second)"
             )
         for code, n in sorted(self.errors.items(), key=lambda kv: -kv[1]):
             lines.append(f"  error {code}: {n}")
@@ -114,7 +124,12 @@ def merge_results(opts: BenchOptions, results: list[dict[str, Any]], start: floa
         errors.update(r["errors"])
     ttft = merge(r["ttft"] for r in results)
     tps = merge(r["tps"] for r in results)
+    cpu = sum(r.get("cpu_s", 0.0) for r in results)
+    calls = sum(r.get("calls", 0) for r in results)
+    extra = {"client_cpu_s": cpu, "client_calls_incl_warmup": calls}
+    extra["calls_per_client_cpu_s"] = calls / cpu if cpu > 0 else None
     return BenchResult(
+        extra=extra,
         options=opts,
         elapsed=elapsed,
         ok=sum(r["ok"] for r in results),

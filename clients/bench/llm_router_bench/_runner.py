@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue as queue_mod
 import sys
 import time
 from multiprocessing.sharedctypes import Synchronized
@@ -32,7 +33,9 @@ def _prompts(opts: BenchOptions) -> list[str]:
         raise DataError(f"cannot read prompts: {exc}") from exc
 
 
-def _worker_main(plan: Any, progress: Any, queue: Any, go: Any, start_at: Synchronized[float]) -> None:
+def _worker_main(
+    plan: Any, progress: Any, queue: Any, go: Any, start_at: Synchronized[float]
+) -> None:
     from ._worker import run_worker  # imports grpc only in the child
 
     def ready(problem: str) -> float:
@@ -62,7 +65,11 @@ class _Progress:
         rate = (ok + err - self.last_total) / max(1e-9, now - self.last_t)
         self.last_total, self.last_t = ok + err, now
         phase = "warm-up" if now - start < self.opts.warmup else "measuring"
-        print(f"[{now - start:6.1f}s] {phase:9s} ok {ok:>9d}  errors {err:>6d}  {rate:>9.0f}/s", file=self.out, flush=True)
+        print(
+            f"[{now - start:6.1f}s] {phase:9s} ok {ok:>9d}  errors {err:>6d}  {rate:>9.0f}/s",
+            file=self.out,
+            flush=True,
+        )
 
 
 def run_bench(opts: BenchOptions, *, out: TextIO | None = None) -> BenchResult:
@@ -88,8 +95,12 @@ def run_bench(opts: BenchOptions, *, out: TextIO | None = None) -> BenchResult:
     start_at = ctx.Value("d", 0.0, lock=False)
     procs = []
     for i in range(n):
-        plan = WorkerPlan(i, opts, prompts, conc[i], (opts.rate or 0.0) / n, quotas[i], conns[i], streams[i])
-        p = ctx.Process(target=_worker_main, args=(plan, progress, queue, go, start_at), daemon=True)
+        plan = WorkerPlan(
+            i, opts, prompts, conc[i], (opts.rate or 0.0) / n, quotas[i], conns[i], streams[i]
+        )
+        p = ctx.Process(
+            target=_worker_main, args=(plan, progress, queue, go, start_at), daemon=True
+        )
         p.start()
         procs.append(p)
     try:
@@ -102,7 +113,15 @@ def run_bench(opts: BenchOptions, *, out: TextIO | None = None) -> BenchResult:
                 p.terminate()
 
 
-def _collect(opts: BenchOptions, procs: list[Any], progress: Any, queue: Any, go: Any, start_at: Any, out: TextIO) -> BenchResult:
+def _collect(
+    opts: BenchOptions,
+    procs: list[Any],
+    progress: Any,
+    queue: Any,
+    go: Any,
+    start_at: Any,
+    out: TextIO,
+) -> BenchResult:
     problems: list[str] = []
     for _ in procs:
         kind, _idx, payload = _get(queue, procs)
@@ -121,7 +140,7 @@ def _collect(opts: BenchOptions, procs: list[Any], progress: Any, queue: Any, go
     while len(results) < len(procs):
         try:
             kind, idx, payload = queue.get(timeout=max(0.01, next_tick - time.monotonic()))
-        except Exception:  # queue.Empty
+        except queue_mod.Empty:
             kind = ""
         if kind == "result":
             results.append(payload)
@@ -139,6 +158,6 @@ def _get(queue: Any, procs: list[Any]) -> tuple[str, int, Any]:
     while True:
         try:
             return queue.get(timeout=1.0)  # type: ignore[no-any-return]
-        except Exception:
+        except queue_mod.Empty:
             if not any(p.is_alive() for p in procs):
                 raise RouterError("the load workers exited before connecting") from None

@@ -92,7 +92,9 @@ class _Load:
             self.rec.completion(intended, first, time.monotonic(), tokens)
 
     # -- closed loop ------------------------------------------------------------------------
-    async def closed_caller(self, j: int, one: Callable[[Any, Any, float], Awaitable[None]]) -> None:
+    async def closed_caller(
+        self, j: int, one: Callable[[Any, Any, float], Awaitable[None]]
+    ) -> None:
         stub = self.stubs[j % len(self.stubs)]
         while True:
             t0 = time.monotonic()
@@ -181,9 +183,23 @@ class _Load:
     async def run(self) -> None:
         plan, opts = self.plan, self.opts
         if opts.rpc == "route-stream":
-            depths = _split(plan.concurrency, plan.streams) if opts.mode == "closed" else [0] * plan.streams
-            rates = [plan.rate / plan.streams] * plan.streams if opts.mode == "open" else [0.0] * plan.streams
-            await asyncio.gather(*(self.stream(s, depths[s], rates[s]) for s in range(plan.streams) if depths[s] or rates[s]))
+            depths = (
+                _split(plan.concurrency, plan.streams)
+                if opts.mode == "closed"
+                else [0] * plan.streams
+            )
+            rates = (
+                [plan.rate / plan.streams] * plan.streams
+                if opts.mode == "open"
+                else [0.0] * plan.streams
+            )
+            await asyncio.gather(
+                *(
+                    self.stream(s, depths[s], rates[s])
+                    for s in range(plan.streams)
+                    if depths[s] or rates[s]
+                )
+            )
             return
         one = self.unary if opts.rpc == "route" else self.complete
         if opts.mode == "closed":
@@ -196,7 +212,9 @@ def _split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-async def _run(plan: WorkerPlan, progress: MutableSequence[int], ready: Callable[[str], float]) -> dict[str, Any]:
+async def _run(
+    plan: WorkerPlan, progress: MutableSequence[int], ready: Callable[[str], float]
+) -> dict[str, Any]:
     channels = [open_channel(plan.opts) for _ in range(plan.connections)]
     connect_timeout = min(_CONNECT_TIMEOUT, plan.opts.timeout)
     try:
@@ -204,7 +222,7 @@ async def _run(plan: WorkerPlan, progress: MutableSequence[int], ready: Callable
             await asyncio.wait_for(
                 asyncio.gather(*(ch.channel_ready() for ch in channels)), connect_timeout
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             ready(f"cannot connect to {plan.opts.target} within {connect_timeout:g} s")
             return {}
         start = ready("")
@@ -219,13 +237,19 @@ async def _run(plan: WorkerPlan, progress: MutableSequence[int], ready: Callable
         delay = start - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
+        cpu0 = time.process_time()  # this process, all threads (grpc's included)
         await _Load(plan, stubs, rec, start).run()
-        return rec.result(plan.index)
+        out = rec.result(plan.index)
+        out["cpu_s"] = time.process_time() - cpu0
+        out["calls"] = progress[2 * plan.index] + progress[2 * plan.index + 1]
+        return out
     finally:
         await asyncio.gather(*(ch.close() for ch in channels))
 
 
-def run_worker(plan: WorkerPlan, progress: MutableSequence[int], ready: Callable[[str], float]) -> dict[str, Any]:
+def run_worker(
+    plan: WorkerPlan, progress: MutableSequence[int], ready: Callable[[str], float]
+) -> dict[str, Any]:
     """Run one worker's load to the end and return its encoded results.
 
     Args:

@@ -85,11 +85,11 @@ class _Completers:
     def __call__(self, snap: RouterSnapshot) -> Completer:
         if self.current is not None and self.current[0] == snap.version:
             return self.current[1]
-        from router_svc._completion import Completer
+        from router_svc._completion import Completer, CompletionSettings
         from router_svc._resilience import BreakerBoard
         from router_svc.providers import make_providers
 
-        settings = _completion_settings(snap.config)
+        settings = CompletionSettings.from_config(snap.config)
         if self.breakers is None:
             self.breakers = BreakerBoard(settings.breaker)
         scorer = snap.router if snap.router.quality_model is not None else None
@@ -119,26 +119,6 @@ class _Completers:
             task.cancel()
         if self.current is not None:
             await self.current[1].aclose()
-
-
-def _completion_settings(config: Any) -> Any:
-    """``CompletionSettings.from_config``, with defaults restored where it returned a class slot.
-
-    (``from_config`` reads ``cls.default_max_tokens`` / ``RetrySettings.max_retry_after_s`` on
-    slotted dataclasses, which yields a member descriptor instead of the default value.)
-    """
-    from dataclasses import replace
-
-    from router_svc._completion import CompletionSettings
-    from router_svc._resilience import RetrySettings
-
-    settings = CompletionSettings.from_config(config)
-    if not isinstance(settings.default_max_tokens, int):
-        settings = replace(settings, default_max_tokens=CompletionSettings().default_max_tokens)
-    if not isinstance(settings.retry.max_retry_after_s, (int, float)):
-        retry = replace(settings.retry, max_retry_after_s=RetrySettings().max_retry_after_s)
-        settings = replace(settings, retry=retry)
-    return settings
 
 
 async def _serve(router: Any, args: argparse.Namespace) -> None:

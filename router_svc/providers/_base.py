@@ -6,7 +6,9 @@ import abc
 import asyncio
 import contextlib
 import email.utils
+import functools
 import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -130,6 +132,7 @@ class ClientPool:
                 ),
                 timeout=httpx.Timeout(s.read_timeout_s, connect=s.connect_timeout_s),
                 trust_env=s.trust_env,
+                verify=_ssl_context(s.trust_env),
             )
             self._clients[base_url] = client
         self._refs[base_url] = self._refs.get(base_url, 0) + 1
@@ -151,6 +154,16 @@ class ClientPool:
         clients, self._clients, self._refs = list(self._clients.values()), {}, {}
         for client in clients:
             await client.aclose()
+
+
+@functools.cache
+def _ssl_context(trust_env: bool) -> ssl.SSLContext:
+    """One verifying SSL context per process (certifi, or SSL_CERT_FILE/DIR with trust_env).
+
+    Building one loads the whole CA bundle: 100+ ms of CPU. Clients are created on the event
+    loop (first Complete after start or after each reload), so they share this one.
+    """
+    return httpx.create_ssl_context(trust_env=trust_env)
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:

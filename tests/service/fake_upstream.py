@@ -18,6 +18,7 @@ import socket
 import ssl
 import struct
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -123,6 +124,8 @@ class FakeUpstream:
         self.disconnects = 0  # responses the client abandoned before their end
         self.connections = 0
         self._scripts: dict[str, deque[Behaviour]] = defaultdict(deque)
+        self._choosers: dict[str, Callable[[], Behaviour]] = {}
+        self.record_requests = True  # False: keep no ``requests`` (long runs)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
@@ -139,6 +142,15 @@ class FakeUpstream:
     def script(self, model: str, *behaviours: Behaviour) -> None:
         """Queue what the next requests for upstream model id ``model`` get."""
         self._scripts[model].extend(behaviours)
+
+    def choose(self, model: str, chooser: Callable[[], Behaviour]) -> None:
+        """Call ``chooser`` for each request to ``model`` that has no scripted behaviour left
+        (random fault mixes in soak runs)."""
+        self._choosers[model] = chooser
+
+    def forget(self) -> None:
+        """Drop the record of past requests (long runs)."""
+        self.requests.clear()
 
     def requests_for(self, model: str) -> list[Received]:
         return [r for r in self.requests if r.body.get("model") == model]
@@ -200,13 +212,19 @@ class FakeUpstream:
                 headers[k.strip().lower()] = v.strip()
         raw = await reader.readexactly(int(headers.get("content-length", "0")))
         body = json.loads(raw) if raw else {}
-        self.requests.append(Received(method, path, headers, body))
+        if self.record_requests:
+            self.requests.append(Received(method, path, headers, body))
         if method == "GET" and path == "/health":
             await _plain(writer, 200, b'{"status": "ok"}')
             return True
         protocol = "anthropic" if path.endswith("/messages") else "openai"
-        queue = self._scripts.get(str(body.get("model", "")))
-        behaviour = queue.popleft() if queue else self.default
+        model = str(body.get("model", ""))
+        queue = self._scripts.get(model)
+        chooser = self._choosers.get(model)
+        if queue:
+            behaviour = queue.popleft()
+        else:
+            behaviour = chooser() if chooser is not None else self.default
         return await self._respond(behaviour, protocol, body, reader, writer)
 
     async def _respond(

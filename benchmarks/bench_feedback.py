@@ -5,9 +5,12 @@
 A. recorder: feedback events through ``Operations.feedback`` (queue, monitor, metrics) paced at
    ``--rate`` for ``--seconds`` with the default storage settings (flush every 1 s, queue of
    10,000), then an unpaced burst; reports achieved rates, drops, peak queue depth, rows lost.
-B. gRPC: Feedback RPCs from 8 concurrent callers paced at ``--rate`` to an in-process server.
+B. gRPC: Feedback RPCs from 32 concurrent callers paced at ``--rate`` to ``llm-router serve``
+   in a subprocess (SQLite log, metrics on); rows stored after a graceful stop.
 C. Route over gRPC, sequential, in-process server: no collaborators ("off") vs decision log +
    metrics + monitor/A-B/budget hooks ("on"); end-to-end latency percentiles.
+D. in-process CPU per decision: core only vs core + monitor/A-B/budget hooks + metrics + queued
+   record (single thread, so far less sensitive to other load than A-C), and flush speed.
 Results: benchmarks/results/feedback.json.
 """
 
@@ -24,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import machine, percentiles_us, write_result
+from _common import cpu_seconds, machine, percentiles_us, write_result
 from prometheus_client import CollectorRegistry
 
 from router_core._router import load_router
@@ -47,6 +50,9 @@ storage: {{url: "sqlite://{db}"}}
 """
 
 
+CALLERS = 32  # concurrent Feedback callers: enough that caller latency does not cap the rate
+
+
 def _ops(tmp: Path, name: str) -> tuple[Operations, Any, str]:
     db = tmp / f"{name}.db"
     cfg = tmp / f"{name}.yaml"
@@ -57,13 +63,16 @@ def _ops(tmp: Path, name: str) -> tuple[Operations, Any, str]:
 
 
 def _seed(ops: Operations, n: int) -> list[str]:
+    """Store ``n`` decisions to rate (flushed in chunks that fit the queue)."""
     assert ops.log is not None
     ids = [f"seed-{i}" for i in range(n)]
     now = time.time()
-    for rid in ids:
-        ops.record(DecisionRecord(request_id=rid, ts=now, tenant="t", model="small",
-                                  provider="openai", strategy="rules", category="general"))  # fmt: skip
-    ops.log.flush()
+    for start in range(0, n, 5000):
+        for rid in ids[start : start + 5000]:
+            ops.record(DecisionRecord(request_id=rid, ts=now, tenant="t", model="small",
+                                      provider="openai", strategy="rules", category="general"))  # fmt: skip
+        ops.log.flush()
+    assert ops.log.dropped == 0
     return ids
 
 
@@ -83,6 +92,7 @@ def bench_recorder(tmp: Path, rate: float, seconds: float) -> dict[str, Any]:
         ops.feedback(FeedbackRecord(ids[i % len(ids)], (i % 5) / 4, source="evaluator"))
         peak = max(peak, ops.log.pending)
     paced_s = time.perf_counter() - start
+    paced_dropped = ops.log.dropped
     burst_n = 50_000
     t0 = time.perf_counter()
     for i in range(burst_n):
@@ -102,7 +112,8 @@ def bench_recorder(tmp: Path, rate: float, seconds: float) -> dict[str, Any]:
         "burst_events": burst_n,
         "burst_accept_per_s": round(burst_n / burst_s, 1),
         "final_drain_s": round(drain_s, 3),
-        "dropped": ops.log.dropped,
+        "paced_dropped": paced_dropped,
+        "burst_dropped": ops.log.dropped - paced_dropped,
         "peak_queue_depth": peak,
         "max_queue": ops.log.max_queue,
         "stored_feedback_rows": stored,
@@ -125,25 +136,49 @@ async def _server(router: Any, ops: Operations | None, metrics: Metrics | None) 
 
 
 async def bench_grpc_feedback(tmp: Path, rate: float, seconds: float) -> dict[str, Any]:
+    """``llm-router serve`` in a subprocess; ``CALLERS`` concurrent callers pace Feedback at ``rate``."""
+    import signal
+    import subprocess
+
     import grpc
 
     from llm_router.v1 import router_pb2 as pb
     from llm_router.v1 import router_pb2_grpc
 
-    ops, router, _ = _ops(tmp, "grpc")
-    ids = _seed(ops, 5_000)
-    ops.start()
-    server = await _server(router, ops, ops.metrics)
+    db = tmp / "serve.db"
+    cfg = tmp / "serve.yaml"
+    from _common import free_port
+
+    metrics_port = free_port()  # metrics on, as in production
+    text = CONFIG.format(db=db).replace("metrics_port: 0", f"metrics_port: {metrics_port}")
+    cfg.write_text(text, encoding="utf-8")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(  # noqa: ASYNC220 - the harness, not the code under test
+        [sys.executable, "-m", "router_svc.cli", "serve", "--config", str(cfg), "--port", "0",
+         "--no-complete", "--log-format", "json", "--reload-interval", "0"],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    address = proc.stdout.readline().split()[-1]
+    n = int(rate * seconds)
     lat: list[float] = []
     errors = 0
-    n = int(rate * seconds)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+    async with grpc.aio.insecure_channel(address) as ch:
         stub = router_pb2_grpc.RouterStub(ch)
+        ids = [f"g-{i}" for i in range(5000)]
+
+        async def router_calls(k: int) -> None:
+            for rid in ids[k::8]:
+                msg = pb.Message(role=pb.ROLE_USER, content="hello")
+                await stub.Route(pb.RouteRequest(messages=[msg], request_id=rid))
+
+        await asyncio.gather(*(router_calls(k) for k in range(8)))
+        cpu0 = cpu_seconds(proc.pid)
         start = time.perf_counter()
 
         async def caller(k: int) -> None:
             nonlocal errors
-            for i in range(k, n, 8):
+            for i in range(k, n, CALLERS):
                 delay = start + i / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -154,18 +189,24 @@ async def bench_grpc_feedback(tmp: Path, rate: float, seconds: float) -> dict[st
                     errors += 1
                 lat.append(time.perf_counter() - t)
 
-        await asyncio.gather(*(caller(k) for k in range(8)))
+        await asyncio.gather(*(caller(k) for k in range(CALLERS)))
         elapsed = time.perf_counter() - start
-    await server.stop(0)
-    assert ops.log is not None
-    dropped = ops.log.dropped
-    ops.stop()
+        cpu = cpu_seconds(proc.pid) - cpu0
+    proc.send_signal(signal.SIGTERM)  # graceful stop flushes the queue
+    proc.wait(60)
+    store = open_store(f"sqlite://{db}")
+    stored = sum(r.feedback_count for r in store.query())
+    store.close()
     return {
         "offered_rate_per_s": rate,
         "events": n,
         "achieved_per_s": round(n / elapsed, 1),
+        "callers": CALLERS,
         "errors": errors,
-        "dropped": dropped,
+        "stored_feedback_rows": stored,
+        # load-independent: server CPU per Feedback RPC, and what one core could sustain
+        "server_cpu_us_per_feedback": round(cpu / n * 1e6, 1),
+        "feedback_per_core_second": round(n / cpu, 1) if cpu else None,
         "latency_us": percentiles_us([x * 1e6 for x in lat]),
     }
 
@@ -199,6 +240,42 @@ async def bench_route(tmp: Path, n: int) -> dict[str, Any]:
     return out
 
 
+def bench_overhead(tmp: Path, n: int = 20_000) -> dict[str, Any]:
+    """In-process CPU per decision: core only vs core + hooks + record (+ metrics)."""
+    from router_core._decision import RouteRequest
+
+    ops, router, _ = _ops(tmp, "overhead")
+    assert ops.log is not None
+    ops.log.max_queue = n + 1  # measure the queue, not drops; flushed after the loop
+    reqs = [RouteRequest(text="x" * 1000, request_id=f"o-{i}", tenant="acme") for i in range(n)]
+    t0 = time.perf_counter()
+    for req in reqs:
+        router.decide(req)
+    core = (time.perf_counter() - t0) / n
+    t0 = time.perf_counter()
+    for req in reqs:
+        d = router.decide(req)
+        for hook in ops.hooks:
+            d = hook(req, d)
+        assert ops.metrics is not None
+        ops.metrics.observe_decision(d, d.decision_us / 1e6)
+        ops.record(DecisionRecord(request_id=req.request_id, ts=time.time(), tenant=req.tenant,
+                                  model=d.model, provider=d.provider, strategy=d.strategy,
+                                  category=d.category, cost_usd=d.costs.get(d.model, 0.0),
+                                  scores=d.scores, costs=d.costs))  # fmt: skip
+    full = (time.perf_counter() - t0) / n
+    t0 = time.perf_counter()
+    written = ops.log.flush()
+    flush_s = time.perf_counter() - t0
+    return {
+        "decisions": n,
+        "core_us": round(core * 1e6, 2),
+        "core_plus_ops_us": round(full * 1e6, 2),
+        "ops_overhead_us": round((full - core) * 1e6, 2),
+        "flush_rows_per_s": round(written / flush_s, 1),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rate", type=float, default=1000.0)
@@ -215,6 +292,7 @@ def main() -> None:
             "recorder": bench_recorder(tmp, args.rate, args.seconds),
             "grpc_feedback": asyncio.run(bench_grpc_feedback(tmp, args.rate, args.seconds)),
             "route_logging": asyncio.run(bench_route(tmp, args.routes)),
+            "ops_overhead": bench_overhead(tmp),
         }
     path = write_result("feedback", result)
     import json

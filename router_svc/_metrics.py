@@ -123,17 +123,20 @@ class Metrics:
         )
         self.storage_written = Counter(p + "storage_written_rows", "Rows written.", registry=r)
         self.storage_up.set(1)
+        self._routed_children: dict[tuple[str, str, str], Any] = {}
 
     # -- helpers the servicer calls ---------------------------------------------------------
 
     def observe_decision(self, decision: Any, decision_s: float) -> None:
         """Count one routing decision (``decision`` is a ``router_core.Decision``)."""
         self.decision_latency.observe(decision_s)
-        self.routed.labels(
-            self.model(decision.model),
-            decision.strategy or "none",
-            self.category(decision.category),
-        ).inc()
+        key = (decision.model, decision.strategy, decision.category)
+        child = self._routed_children.get(key)
+        if child is None:  # labels() costs microseconds; the decision path caches the child
+            child = self.routed.labels(self.model(key[0]), key[1] or "none", self.category(key[2]))
+            if len(self._routed_children) < 4096:
+                self._routed_children[key] = child
+        child.inc()
 
     def observe_cost(self, model: str, category: str, usd: float, reference_usd: float) -> None:
         if usd > 0:

@@ -50,6 +50,8 @@ class Operations:
         self._state = state
         self.metrics = metrics
         self.log = recorder
+        if recorder is not None:
+            recorder.prepare = self.prepare
         self.monitor = Monitor(config.monitor, metrics=metrics)
         self.ab = ABAssigner(config.ab, metrics=metrics)
         spend = None
@@ -118,20 +120,22 @@ class Operations:
         return self if self.log is not None else None
 
     def record(self, rec: DecisionRecord) -> bool:
-        """Complete ``rec`` (A/B arm, counterfactual cost), count its spend, queue it."""
+        """Count the record's spend and queue it (``prepare`` completes it off the request path)."""
         assert self.log is not None
+        if rec.ab_arm != SHADOW:  # shadow calls are the operator's experiment, not a tenant's
+            self.budgets.add(rec.tenant, rec.cost_usd)
+        return self.log.record(rec)
+
+    def prepare(self, rec: DecisionRecord) -> DecisionRecord:
+        """On the flusher thread, once per record: A/B arm, counterfactual cost, cost metrics."""
         config = self._state.current.config
-        rec = replace(
-            rec, ab_arm=self._arm(rec), reference_cost_usd=self._reference_cost(config, rec)
-        )
-        if rec.ab_arm == SHADOW:  # the operator's experiment: no tenant budget, no cost metric
-            return self.log.record(rec)
-        self.budgets.add(rec.tenant, rec.cost_usd)
-        if self.metrics is not None and rec.outcome != "failed":
+        arm = self._arm(rec)
+        rec = replace(rec, ab_arm=arm, reference_cost_usd=self._reference_cost(config, rec))
+        if self.metrics is not None and rec.outcome != "failed" and arm != SHADOW:
             # completions: the servicer counts the actual cost; Route only: the estimate
             estimate = rec.cost_usd if rec.outcome == "routed" else 0.0
             self.metrics.observe_cost(rec.model, rec.category, estimate, rec.reference_cost_usd)
-        return self.log.record(rec)
+        return rec
 
     def _arm(self, rec: DecisionRecord) -> str:
         ref = self.ab.settings.reference_model

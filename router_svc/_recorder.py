@@ -47,6 +47,8 @@ class Recorder:
         max_queue: records kept in memory at most; beyond it the oldest are dropped (counted).
         metrics: optional ``Metrics`` to update.
         remember: how many recent request ids are kept for fast feedback acceptance.
+        prepare: completes a decision record on the flusher thread, once, before its first
+            write attempt (keeps that work off the request path).
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class Recorder:
         max_queue: int = 10_000,
         metrics: Metrics | None = None,
         remember: int = 200_000,
+        prepare: Callable[[DecisionRecord], DecisionRecord] | None = None,
     ) -> None:
         self._factory = store if callable(store) and not hasattr(store, "write_batch") else None
         self._store: DecisionStore | None = None if self._factory else store  # type: ignore[assignment]
@@ -64,6 +67,8 @@ class Recorder:
         self.max_queue = max_queue
         self._metrics = metrics
         self._queue: deque[_Item] = deque()
+        self._backlog: list[_Item] = []  # prepared, not yet written (the database was down)
+        self.prepare = prepare
         self._lock = threading.Lock()
         self._known: OrderedDict[str, KnownRequest] = OrderedDict()
         self._remember = remember
@@ -124,13 +129,11 @@ class Recorder:
 
     def _append(self, item: _Item) -> bool:
         ok = True
-        if len(self._queue) >= self.max_queue:
-            old = self._queue.popleft()
+        if len(self._queue) + len(self._backlog) >= self.max_queue:
+            old = self._backlog.pop(0) if self._backlog else self._queue.popleft()
             self._count_drop(old)
             ok = False
         self._queue.append(item)
-        if self._metrics is not None:
-            self._metrics.storage_queue.set(len(self._queue))
         return ok
 
     def _count_drop(self, item: _Item) -> None:
@@ -141,7 +144,7 @@ class Recorder:
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._backlog)
 
     # -- background flushing ----------------------------------------------------------------
 
@@ -188,26 +191,31 @@ class Recorder:
         """Write everything queued now; returns rows written (0 on failure, the batch is kept)."""
         with self._flush_lock:
             with self._lock:
-                batch = list(self._queue)
+                raw = list(self._queue)
                 self._queue.clear()
+                backlog, self._backlog = self._backlog, []
+            prepare = self.prepare
+            if prepare is not None:
+                raw = [prepare(x) if isinstance(x, DecisionRecord) else x for x in raw]
+            batch = backlog + raw
             if not batch:
                 return 0
             try:
                 rows = self._open().write_batch(batch)
             except StorageError as exc:
-                self._requeue(batch)
+                self._keep(batch)
                 self._mark(ok=False, rows=0, error=exc)
                 return 0
             self._mark(ok=True, rows=rows)
             return rows
 
-    def _requeue(self, batch: list[_Item]) -> None:
+    def _keep(self, batch: list[_Item]) -> None:
+        """Hold a failed batch for the next flush, within ``max_queue`` (oldest dropped)."""
         with self._lock:
-            merged = batch + list(self._queue)
-            excess = len(merged) - self.max_queue
-            for item in merged[: max(0, excess)]:
+            excess = len(batch) + len(self._queue) - self.max_queue
+            for item in batch[: max(0, excess)]:
                 self._count_drop(item)
-            self._queue = deque(merged[max(0, excess) :])
+            self._backlog = batch[max(0, excess) :]
 
     def _mark(self, *, ok: bool, rows: int, error: Exception | None = None) -> None:
         m = self._metrics

@@ -44,6 +44,8 @@ class LinearHiddenWeights:
     w_hid: np.ndarray | None = None
     b_hid: np.ndarray | None = None
     w_out: np.ndarray | None = None
+    activation: str = "relu"  # or "ovr": sigmoids normalised to sum 1 (category posteriors)
+    hidden_mod: int = 0  # >0: the hidden table is indexed by ``indices mod hidden_mod``
 
     @property
     def n_outputs(self) -> int:
@@ -53,14 +55,22 @@ class LinearHiddenWeights:
         """Reference (numpy) forward pass for one example; used by tests."""
         z = (self.w_lin[indices].astype(np.float32) * values[:, None]).sum(0) + self.b_lin
         if self.w_hid is not None and self.w_out is not None and self.b_hid is not None:
-            h = (self.w_hid[indices].astype(np.float32) * values[:, None]).sum(0) + self.b_hid
-            z = z + np.maximum(h, 0.0) @ self.w_out
+            rows = indices % self.hidden_mod if self.hidden_mod else indices
+            h = (self.w_hid[rows].astype(np.float32) * values[:, None]).sum(0) + self.b_hid
+            if self.activation == "ovr":
+                h = 1.0 / (1.0 + np.exp(-h.astype(np.float64)))
+                h = (h / h.sum()).astype(np.float32)
+            else:
+                h = np.maximum(h, 0.0)
+            z = z + h @ self.w_out
         return np.asarray(z, dtype=np.float32)
 
 
-def _bag(helper: Any, nodes: list[Any], table: str, dtype: np.dtype[Any], out: str) -> None:
-    """Append nodes computing sum_i table[indices[i]] * values[i] into ``out``."""
-    nodes.append(helper.make_node("Gather", [table, "indices"], [f"{out}_rows"], axis=0))
+def _bag(
+    helper: Any, nodes: list[Any], table: str, dtype: np.dtype[Any], out: str, idx: str = "indices"
+) -> None:
+    """Append nodes computing sum_i table[idx[i]] * values[i] into ``out``."""
+    nodes.append(helper.make_node("Gather", [table, idx], [f"{out}_rows"], axis=0))
     rows = f"{out}_rows"
     if dtype != np.float32:
         nodes.append(helper.make_node("Cast", [rows], [f"{out}_rows32"], to=1))
@@ -102,10 +112,24 @@ def build_classifier_graph(
             numpy_helper.from_array(np.asarray(weights.b_hid, np.float32).reshape(h), "b_hid"),
             numpy_helper.from_array(np.asarray(weights.w_out, np.float32).reshape(h, m), "W_out"),
         ]
-        _bag(helper, nodes, "W_hid", dtype, "hid_sum")
+        idx = "indices"
+        if weights.hidden_mod:
+            inits.append(
+                numpy_helper.from_array(np.array(weights.hidden_mod, dtype=np.int64), "hid_mod")
+            )
+            nodes.append(helper.make_node("Mod", ["indices", "hid_mod"], ["hid_idx"]))
+            idx = "hid_idx"
+        _bag(helper, nodes, "W_hid", dtype, "hid_sum", idx)
+        nodes.append(helper.make_node("Add", ["hid_sum", "b_hid"], ["hid_pre"]))
+        if weights.activation == "ovr":
+            nodes += [
+                helper.make_node("Sigmoid", ["hid_pre"], ["hid_sig"]),
+                helper.make_node("ReduceSum", ["hid_sig", "axis0"], ["hid_total"], keepdims=1),
+                helper.make_node("Div", ["hid_sig", "hid_total"], ["hid"]),
+            ]
+        else:
+            nodes.append(helper.make_node("Relu", ["hid_pre"], ["hid"]))
         nodes += [
-            helper.make_node("Add", ["hid_sum", "b_hid"], ["hid_pre"]),
-            helper.make_node("Relu", ["hid_pre"], ["hid"]),
             helper.make_node("MatMul", ["hid", "W_out"], ["hid_out"]),
             helper.make_node("Add", ["lin", "hid_out"], ["logits"]),
         ]

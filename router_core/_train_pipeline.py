@@ -16,17 +16,21 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from router_core._classifier import build_classifier_graph
+from router_core._classifier import LinearHiddenWeights, build_classifier_graph
 from router_core._datasets import RoutingDataset, load_contaminated, load_dataset
 from router_core._evaluation import evaluate_predictions, evaluate_two_model, roc_auc
 from router_core._feature_spec import FeatureSpec
 from router_core._model_dir import routing_score, write_model_dir
 from router_core._calibration import threshold_for_share
 from router_core._training import (
+    CategoryModel,
     FitConfig,
+    Selection,
     featurize,
+    fit_category,
     fit_quality,
     kfold,
+    oof_category_proba,
     predict_quality,
     select_config,
 )
@@ -42,11 +46,11 @@ __all__ = [
 Progress = Callable[[str], None]
 
 DEFAULT_CANDIDATES: tuple[FitConfig, ...] = (
-    FitConfig(alpha=3e-5),
-    FitConfig(alpha=1e-4),
-    FitConfig(alpha=3e-4),
+    FitConfig(alpha=1e-3, category_scale=3.0),
+    FitConfig(alpha=3e-3, category_scale=3.0),
+    FitConfig(alpha=3e-3, category_scale=10.0),
 )
-SCORER_CONFIG = FitConfig(alpha=3e-5, shared=0.0, epochs=8)
+SCORER_CONFIG = FitConfig(alpha=1e-4, category_scale=0.0, epochs=8)
 MIN_ROWS = 10
 
 
@@ -69,18 +73,37 @@ def routing_pair(ds: RoutingDataset) -> tuple[int, int] | None:
     return (int(a), int(b)) if qa >= qb else (int(b), int(a))
 
 
-def _fit_recipe(
+def category_labels(ds: RoutingDataset) -> np.ndarray:
+    """Per-row category: the JSONL ``category`` if given, else the source file's stem."""
+    return np.asarray([c or s for c, s in zip(ds.categories, ds.sources)])
+
+
+@dataclass
+class Recipe:
+    """The outcome of the training recipe on one set of rows."""
+
+    weights: LinearHiddenWeights
+    selection: Selection
+    category: CategoryModel | None
+
+
+def fit_recipe(
     X: sp.csr_matrix,
     Y: np.ndarray,
+    labels: np.ndarray,
     candidates: Sequence[FitConfig],
     folds: int,
     seed: int,
-    progress: Progress | None,
-) -> tuple[FitConfig, list[dict[str, object]]]:
-    if len(candidates) == 1:
-        return candidates[0], []
-    sel = select_config(X, Y, candidates, folds=folds, seed=seed, progress=progress)
-    return sel.config, sel.scores
+    progress: Progress | None = None,
+) -> Recipe:
+    """Category layer, K-fold selection among ``candidates``, then the final fit on all rows."""
+    category = fit_category(X, labels, seed=seed)
+    pi = oof_category_proba(X, labels, folds=folds, seed=seed) if category else None
+    if progress and category is not None:
+        progress(f"category layer: {len(category.classes)} categories")
+    sel = select_config(X, Y, candidates, folds=folds, seed=seed, progress=progress, pi=pi)
+    weights = fit_quality(X, Y, sel.config, pi, category)
+    return Recipe(weights, sel, category)
 
 
 def cross_validated_predictions(
@@ -94,11 +117,13 @@ def cross_validated_predictions(
 ) -> tuple[np.ndarray, list[dict[str, object]]]:
     """Out-of-fold predictions [n, M]: fit on K-1 folds (inner CV selects), score the rest."""
     P = np.zeros(ds.outcomes.shape, dtype=np.float32)
+    labels = category_labels(ds)
     chosen = []
     for k, te in enumerate(kfold(len(ds), folds, seed)):
         tr = np.setdiff1d(np.arange(len(ds)), te)
-        cfg, _ = _fit_recipe(X[tr], ds.outcomes[tr], candidates, inner_folds, seed, None)
-        P[te] = predict_quality(fit_quality(X[tr], ds.outcomes[tr], cfg), X[te])
+        recipe = fit_recipe(X[tr], ds.outcomes[tr], labels[tr], candidates, inner_folds, seed)
+        P[te] = predict_quality(recipe.weights, X[te])
+        cfg = recipe.selection.config
         chosen.append(cfg.to_dict())
         if progress:
             progress(f"outer fold {k + 1}/{folds}: chose {cfg.to_dict()}")
@@ -205,18 +230,22 @@ def train_model(
     X = featurize(ds.prompts, spec, _row_meta(ds))
     if progress:
         progress(f"features: {X.nnz / max(len(ds), 1):.0f} per prompt ({time.perf_counter() - t0:.1f}s)")
-    cfg, cv_scores = _fit_recipe(X, ds.outcomes, candidates, folds, seed, progress)
+    recipe = fit_recipe(X, ds.outcomes, category_labels(ds), candidates, folds, seed, progress)
+    sel, weights = recipe.selection, recipe.weights
+    cfg, cv_scores = sel.config, sel.scores
     # out-of-fold predictions of the chosen config: the card's honest metrics
-    P = np.zeros(ds.outcomes.shape, dtype=np.float32)
-    for te in kfold(len(ds), folds, seed):
-        tr = np.setdiff1d(np.arange(len(ds)), te)
-        P[te] = predict_quality(fit_quality(X[tr], ds.outcomes[tr], cfg), X[te])
-    weights = fit_quality(X, ds.outcomes, cfg)
+    P = sel.oof if sel.oof is not None else np.zeros(ds.outcomes.shape, np.float32)
     pair = routing_pair(ds)
     card: dict[str, Any] = {
         "feature_spec": spec.to_dict(),
         "model_names": list(ds.model_names),
-        "architecture": {"kind": "linear", "hidden": 0, "storage": storage, "opset": 17},
+        "architecture": {
+            "kind": "linear+category" if recipe.category is not None else "linear",
+            "categories": [] if recipe.category is None else recipe.category.classes.tolist(),
+            "category_hash_bits": 0 if recipe.category is None else recipe.category.bits,
+            "storage": storage,
+            "opset": 17,
+        },
         "fit": {"config": cfg.to_dict(), "cv_folds": folds, "cv": cv_scores, "seed": seed},
         "training_data": ds.files,
         "training_rows": len(ds),

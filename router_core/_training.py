@@ -22,6 +22,7 @@ from router_core.errors import DataError
 
 __all__ = [
     "FitConfig",
+    "Selection",
     "featurize",
     "fit_quality",
     "predict_quality",
@@ -36,16 +37,17 @@ class FitConfig:
     """Hyper-parameters of :func:`fit_quality`.
 
     Attributes:
-        alpha: L2 strength of SGD (per row).
-        shared: weight of the shared (multi-task) feature block; 0 disables sharing.
-        epochs: passes over the rows.
+        alpha: L2 strength of the per-model SGD logistic regressions (per row).
+        epochs: SGD passes over the rows.
+        category_scale: scale of the category-posterior features (0: no category layer);
+            larger values regularise the per-category rates less.
         balance: weight classes inversely to their frequency per output.
         seed: random seed (shuffling).
     """
 
-    alpha: float = 1e-5
-    shared: float = 1.0
+    alpha: float = 1e-3
     epochs: int = 8
+    category_scale: float = 3.0
     balance: bool = False
     seed: int = 0
 
@@ -81,95 +83,153 @@ def featurize(
     )
 
 
-def _augment(X: sp.csr_matrix, block: int, n_blocks: int, shared: float) -> sp.csr_matrix:
-    """[X * shared | 0 ... X (in block ``block``) ... 0] of width D * (n_blocks + 1)."""
-    d = X.shape[1]
+def fold_columns(X: sp.csr_matrix, bits: int) -> sp.csr_matrix:
+    """Map column ``j`` to ``j mod 2**bits`` (what the graph's Mod node does), summing clashes."""
     coo = X.tocoo()
-    rows = np.concatenate([coo.row, coo.row])
-    cols = np.concatenate([coo.col, coo.col + d * (block + 1)])
-    vals = np.concatenate([coo.data * shared, coo.data]).astype(np.float32)
-    return sp.csr_matrix((vals, (rows, cols)), shape=(X.shape[0], d * (n_blocks + 1)))
+    out = sp.csr_matrix((coo.data, (coo.row, coo.col % (1 << bits))), shape=(X.shape[0], 1 << bits))
+    out.sum_duplicates()
+    return out
 
 
-def fit_quality(X: sp.csr_matrix, Y: np.ndarray, cfg: FitConfig) -> LinearHiddenWeights:
+@dataclass
+class CategoryModel:
+    """One-vs-rest logistic category classifier over folded features.
+
+    ``proba`` is sklearn's OvR ``predict_proba``: per-class sigmoids normalised to sum 1.
+    """
+
+    classes: np.ndarray
+    coef: np.ndarray  # [C, 2**bits]
+    intercept: np.ndarray  # [C]
+    bits: int
+
+    def proba(self, X: sp.csr_matrix) -> np.ndarray:
+        from scipy.special import expit
+
+        z = np.asarray(fold_columns(X, self.bits) @ self.coef.T) + self.intercept
+        p = expit(z)
+        return np.asarray(p / p.sum(axis=1, keepdims=True), dtype=np.float32)
+
+
+def fit_category(
+    X: sp.csr_matrix, labels: np.ndarray, bits: int = 14, alpha: float = 1e-5, seed: int = 0,
+    classes: np.ndarray | None = None,
+) -> CategoryModel | None:
+    """Category classifier (None when there are fewer than three categories)."""
+    from sklearn.linear_model import SGDClassifier
+
+    all_classes = np.unique(labels) if classes is None else classes
+    if len(all_classes) < 3:
+        return None
+    clf = SGDClassifier(loss="log_loss", alpha=alpha, max_iter=5, tol=None, random_state=seed)
+    clf.fit(fold_columns(X, bits), labels)
+    coef = np.zeros((len(all_classes), 1 << bits), dtype=np.float32)
+    intercept = np.full(len(all_classes), -30.0, dtype=np.float32)  # unseen class: p ~ 0
+    pos = np.searchsorted(all_classes, clf.classes_)
+    if len(clf.classes_) == 2:  # sklearn keeps one column for two classes
+        coef[pos[1]], intercept[pos[1]] = clf.coef_[0], clf.intercept_[0]
+        coef[pos[0]], intercept[pos[0]] = -clf.coef_[0], -clf.intercept_[0]
+    else:
+        coef[pos], intercept[pos] = clf.coef_, clf.intercept_
+    return CategoryModel(all_classes, coef, intercept, bits)
+
+
+def oof_category_proba(
+    X: sp.csr_matrix, labels: np.ndarray, folds: int = 3, bits: int = 14, seed: int = 0
+) -> np.ndarray | None:
+    """Cross-fitted category posteriors: row i's from a classifier not trained on row i."""
+    classes = np.unique(labels)
+    if len(classes) < 3:
+        return None
+    out = np.zeros((X.shape[0], len(classes)), dtype=np.float32)
+    for te in kfold(X.shape[0], folds, seed + 17):
+        tr = np.setdiff1d(np.arange(X.shape[0]), te)
+        model = fit_category(X[tr], labels[tr], bits, seed=seed, classes=classes)
+        if model is None:
+            out[te] = 1.0 / len(classes)
+        else:
+            out[te] = model.proba(X[te])
+    return out
+
+
+def fit_quality(
+    X: sp.csr_matrix,
+    Y: np.ndarray,
+    cfg: FitConfig,
+    pi: np.ndarray | None = None,
+    category: CategoryModel | None = None,
+) -> LinearHiddenWeights:
     """Fit P(acceptable) per column of ``Y`` ([n, M], NaN = unknown) from features ``X``.
 
-    Raises:
-        DataError: an output has no labelled rows or only one class.
+    With ``pi`` (cross-fitted category posteriors of the rows, [n, C]) each model also learns
+    one weight per category; the exported graph computes the posteriors with ``category``.
     """
     from sklearn.linear_model import SGDClassifier
 
-    n, m = Y.shape
-    d = X.shape[1]
-    blocks, labels, weights = [], [], []
+    m, d = Y.shape[1], X.shape[1]
+    use_cat = pi is not None and cfg.category_scale > 0
+    design = sp.hstack([X, sp.csr_matrix(pi * cfg.category_scale)], format="csr") if use_cat else X
+    c = pi.shape[1] if use_cat and pi is not None else 0
+    w_lin = np.zeros((d, m), dtype=np.float32)
+    b_lin = np.zeros(m, dtype=np.float32)
+    w_out = np.zeros((c, m), dtype=np.float32)
     for j in range(m):
         rows = np.flatnonzero(~np.isnan(Y[:, j]))
         if len(rows) == 0:
             raise DataError(f"output {j} has no labelled rows")
         y = (Y[rows, j] >= 0.5).astype(np.int8)
-        blocks.append(_augment(X[rows], j, m, cfg.shared) if cfg.shared > 0 else None)
-        labels.append(y)
+        if y.min() == y.max():
+            b_lin[j] = 8.0 if y[0] else -8.0
+            continue
         w = np.ones(len(rows), dtype=np.float64)
-        if cfg.balance and 0 < y.mean() < 1:
+        if cfg.balance:
             pos = y.mean()
             w = np.where(y == 1, 0.5 / pos, 0.5 / (1 - pos))
-        weights.append(w)
-    w_lin = np.zeros((d, m), dtype=np.float32)
-    b_lin = np.zeros(m, dtype=np.float32)
-    if cfg.shared > 0:
-        Xa = sp.vstack(blocks, format="csr")
-        # per-model bias: a constant feature in each model's block would be hashed away; add
-        # explicit one-hot bias columns instead.
-        onehot = sp.csr_matrix(
-            (
-                np.ones(Xa.shape[0], np.float32),
-                (np.arange(Xa.shape[0]), np.repeat(np.arange(m), [len(y) for y in labels])),
-            ),
-            shape=(Xa.shape[0], m),
-        )
-        Xa = sp.hstack([Xa, onehot], format="csr")
-        ya = np.concatenate(labels)
-        wa = np.concatenate(weights)
         clf = SGDClassifier(
-            loss="log_loss",
-            alpha=cfg.alpha,
-            max_iter=cfg.epochs,
-            tol=None,
-            random_state=cfg.seed,
-            learning_rate="optimal",
-            average=False,
+            loss="log_loss", alpha=cfg.alpha, max_iter=cfg.epochs, tol=None,
+            random_state=cfg.seed, learning_rate="optimal",
         )
-        clf.fit(Xa, ya, sample_weight=wa)
-        coef = clf.coef_.ravel().astype(np.float32)
-        shared = coef[:d] * cfg.shared
-        for j in range(m):
-            w_lin[:, j] = shared + coef[d * (j + 1) : d * (j + 2)]
-            b_lin[j] = coef[d * (m + 1) + j] + clf.intercept_[0]
-    else:
-        for j in range(m):
-            rows = np.flatnonzero(~np.isnan(Y[:, j]))
-            y = labels[j]
-            if y.min() == y.max():
-                b_lin[j] = 8.0 if y[0] else -8.0
-                continue
-            clf = SGDClassifier(
-                loss="log_loss", alpha=cfg.alpha, max_iter=cfg.epochs, tol=None,
-                random_state=cfg.seed, learning_rate="optimal",
-            )
-            clf.fit(X[rows], y, sample_weight=weights[j])
-            w_lin[:, j] = clf.coef_.ravel()
-            b_lin[j] = clf.intercept_[0]
-    return LinearHiddenWeights(w_lin=w_lin, b_lin=b_lin)
+        clf.fit(design[rows], y, sample_weight=w)
+        coef = clf.coef_.ravel()
+        w_lin[:, j] = coef[:d]
+        w_out[:, j] = coef[d:] * cfg.category_scale
+        b_lin[j] = clf.intercept_[0]
+    if not use_cat:
+        return LinearHiddenWeights(w_lin=w_lin, b_lin=b_lin)
+    return LinearHiddenWeights(
+        w_lin=w_lin,
+        b_lin=b_lin,
+        w_hid=None if category is None else category.coef.T.copy(),
+        b_hid=None if category is None else category.intercept,
+        w_out=w_out,
+        activation="ovr",
+        hidden_mod=0 if category is None else 1 << category.bits,
+    )
 
 
-def predict_quality(weights: LinearHiddenWeights, X: sp.csr_matrix) -> np.ndarray:
-    """Numpy forward pass over many rows (same maths as the ONNX graph) -> [n, M]."""
-    z = np.asarray(X @ weights.w_lin.astype(np.float32)) + weights.b_lin
-    if weights.w_hid is not None and weights.w_out is not None and weights.b_hid is not None:
-        h = np.maximum(np.asarray(X @ weights.w_hid.astype(np.float32)) + weights.b_hid, 0)
-        z = z + h @ weights.w_out
+def predict_quality(
+    weights: LinearHiddenWeights, X: sp.csr_matrix, pi: np.ndarray | None = None
+) -> np.ndarray:
+    """Numpy forward pass over many rows (same maths as the ONNX graph) -> [n, M].
+
+    ``pi`` replaces the hidden (category) activations, e.g. by cross-fitted posteriors.
+    """
     from scipy.special import expit
 
+    z = np.asarray(X @ weights.w_lin.astype(np.float32)) + weights.b_lin
+    if weights.w_out is not None and (pi is not None or weights.w_hid is not None):
+        if pi is None:
+            assert weights.w_hid is not None and weights.b_hid is not None
+            xh = fold_columns(X, int(np.log2(weights.hidden_mod))) if weights.hidden_mod else X
+            h = np.asarray(xh @ weights.w_hid.astype(np.float32)) + weights.b_hid
+            if weights.activation == "ovr":
+                h = expit(h)
+                h = h / h.sum(axis=1, keepdims=True)
+            else:
+                h = np.maximum(h, 0)
+        else:
+            h = pi
+        z = z + h @ weights.w_out
     return np.asarray(expit(z), dtype=np.float32)
 
 
@@ -186,6 +246,7 @@ class Selection:
 
     config: FitConfig
     scores: list[dict[str, object]] = field(default_factory=list)
+    oof: np.ndarray | None = None  # out-of-fold predictions of the chosen config
 
 
 def kfold(n: int, k: int, seed: int) -> list[np.ndarray]:
@@ -201,19 +262,29 @@ def select_config(
     folds: int = 3,
     seed: int = 0,
     progress: Progress | None = None,
+    pi: np.ndarray | None = None,
 ) -> Selection:
-    """Choose the candidate with the lowest masked log-loss by K-fold CV on (X, Y) only."""
+    """Choose the candidate with the lowest masked log-loss by K-fold CV on (X, Y) only.
+
+    ``pi`` are cross-fitted category posteriors of the same rows (see :func:`fit_quality`).
+    """
     parts = kfold(X.shape[0], folds, seed)
     results = []
+    best_loss, best_p = np.inf, None
     for cfg in candidates:
         t0 = time.perf_counter()
         P = np.zeros(Y.shape, dtype=np.float32)
         for te in parts:
             tr = np.setdiff1d(np.arange(X.shape[0]), te)
-            P[te] = predict_quality(fit_quality(X[tr], Y[tr], cfg), X[te])
+            sub = None if pi is None else pi[tr]
+            P[te] = predict_quality(
+                fit_quality(X[tr], Y[tr], cfg, sub), X[te], None if pi is None else pi[te]
+            )
         loss = _masked_logloss(P, Y)
+        if loss < best_loss:
+            best_loss, best_p = loss, P
         results.append({"config": cfg.to_dict(), "cv_logloss": loss})
         if progress:
             progress(f"cv {cfg.to_dict()} logloss={loss:.4f} ({time.perf_counter() - t0:.1f}s)")
     best = min(range(len(candidates)), key=lambda i: results[i]["cv_logloss"])  # type: ignore[arg-type,return-value]
-    return Selection(config=candidates[best], scores=results)
+    return Selection(config=candidates[best], scores=results, oof=best_p)

@@ -154,3 +154,27 @@ def test_default_model_loads_and_is_small() -> None:
     size = sum(f.stat().st_size for f in d.iterdir())
     assert size < 20 * 1024 * 1024
     assert qm.card["metrics"]
+
+
+def test_category_layer_graph_matches_numpy_reference(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    w = LinearHiddenWeights(
+        w_lin=rng.normal(0, 1, (4096, 2)).astype(np.float32),
+        b_lin=np.array([0.2, -0.3], np.float32),
+        w_hid=rng.normal(0, 1, (512, 5)).astype(np.float32),  # indexed by indices mod 512
+        b_hid=rng.normal(0, 1, 5).astype(np.float32),
+        w_out=rng.normal(0, 1, (5, 2)).astype(np.float32),
+        activation="ovr",
+        hidden_mod=512,
+    )
+    idx = np.array([3, 600, 1000, 4095], dtype=np.int64)
+    val = np.array([1.0, 0.5, 0.25, 2.0], dtype=np.float32)
+    h = w.b_hid + (w.w_hid[idx % 512] * val[:, None]).sum(0)
+    post = 1 / (1 + np.exp(-h.astype(np.float64)))
+    post /= post.sum()
+    z = w.b_lin + (w.w_lin[idx] * val[:, None]).sum(0) + post @ w.w_out
+    expected = 1 / (1 + np.exp(-z))
+    np.testing.assert_allclose(1 / (1 + np.exp(-w.predict_logits(idx, val))), expected, rtol=1e-5)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(build_classifier_graph(w, "float32"))
+    np.testing.assert_allclose(OnnxClassifier(path).run(idx, val), expected, rtol=1e-5)

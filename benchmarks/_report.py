@@ -119,11 +119,11 @@ def _complete(c: dict[str, Any]) -> list[str]:
         "## Complete: added time to first token",
         "",
         (
-            f"Upstream: {c.get('upstream')}; direct = httpx streaming straight to the upstream; routed = load client "
+            f"Upstream: {c.get('upstream')}; direct = a minimal raw HTTP/1.1 streaming client straight to the upstream; routed = load client "
             "`--rpc complete` through `llm-router serve`; same closed-loop concurrency, one after the other."
         ),
         "",
-        "| concurrency | direct TTFT p50 ms | routed TTFT p50 ms | added p50 ms | direct p99 | routed p99 | added p99 ms | routed calls/s | errors |",
+        "| concurrency | direct TTFT p50 ms | routed TTFT p50 ms | added p50 ms | direct p99 | routed p99 | added p99 ms | direct calls/s | routed calls/s | CPU s router / upstream / client | errors |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, r in c.get("rows", {}).items():
@@ -135,8 +135,17 @@ def _complete(c: dict[str, Any]) -> list[str]:
         out.append(
             f"| {label.split()[-1]} | {_f(d.get('p50_ms'), 2)} | {_f(rt.get('p50_ms'), 2)} | {_f(add.get('p50_ms'), 2)} | "
             f"{_f(d.get('p99_ms'), 2)} | {_f(rt.get('p99_ms'), 2)} | {_f(add.get('p99_ms'), 2)} | "
-            f"{_f(r['routed'].get('throughput_per_s'), 0)} | {sum((r['routed'].get('errors') or {}).values())} |"
+            f"{_f(r['direct'].get('throughput_per_s'), 0)} | {_f(r['routed'].get('throughput_per_s'), 0)} | "
+            f"{_f(r['routed'].get('router_cpu_s'), 2)} / {_f(r['routed'].get('upstream_cpu_s'), 2)} / "
+            f"{_f(r['routed'].get('client_cpu_s'), 2)} | {sum((r['routed'].get('errors') or {}).values())} |"
         )
+    out += [
+        "",
+        (
+            "CPU seconds are for the routed run (warm-up + measured phase). When the routed calls/s fall "
+            "well below the direct ones, the router process is saturated and the added TTFT is queueing."
+        ),
+    ]
     return out + [""]
 
 

@@ -1,8 +1,8 @@
 """Complete: time to first token through ``llm-router serve`` vs a direct call to the same upstream.
 
 The upstream is the fake OpenAI-compatible server of the provider tests
-(tests/service/fake_upstream.py) in its own process, streaming 16 tokens 5 ms apart. The
-direct client is httpx (one process, asyncio); the routed client is the load client's
+(tests/service/fake_upstream.py) in its own process, streaming 8 tokens 20 ms apart (the first after 20 ms). The
+direct client is a minimal raw HTTP/1.1 client (one process, asyncio); the routed client is the load client's
 ``--rpc complete`` (one process). At each concurrency both run the same closed-loop load; the
 router's added time is the difference of their TTFT percentiles.
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing as mp
 import sys
 import tempfile
@@ -24,10 +25,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "service"))
 
-from _common import bench_config, free_port, machine, servers, write_result
+from _common import bench_config, cpu_seconds, free_port, machine, servers, write_result
 from llm_router_bench import BenchOptions, new_histogram, run_bench, summarize
 
-TOKENS, TOKEN_DELAY = 16, 0.005
+TOKENS, TOKEN_DELAY = 8, 0.02
 
 
 def _serve_upstream(port_queue: Any) -> None:
@@ -46,35 +47,48 @@ def _serve_upstream(port_queue: Any) -> None:
     asyncio.run(main())
 
 
-async def _direct(base: str, concurrency: int, seconds: float, warmup: float) -> dict[str, Any]:
-    import httpx
+async def _direct(port: int, concurrency: int, seconds: float, warmup: float) -> dict[str, Any]:
+    """Closed-loop streaming calls straight to the upstream over raw keep-alive HTTP/1.1.
 
+    A minimal client (one connection per caller, bytes scanned for the first content delta and
+    the end of the chunked body) so that the direct path's client costs as little as possible;
+    httpx spends more CPU per chunk than the router does.
+    """
     ttft, total = new_histogram(), new_histogram()
-    body = {
-        "model": "bench",
-        "stream": True,
-        "messages": [{"role": "user", "content": "Say hello."}],
-    }
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    body = json.dumps(
+        {"model": "bench", "stream": True, "messages": [{"role": "user", "content": "Say hello."}]}
+    ).encode()
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    ).encode()
     start = time.monotonic()
     measure_from, until = start + warmup, start + warmup + seconds
     count = 0
 
-    async def caller(client: httpx.AsyncClient) -> None:
+    async def caller() -> None:
         nonlocal count
-        while (t0 := time.monotonic()) < until:
-            first = None
-            async with client.stream("POST", f"{base}/chat/completions", json=body) as resp:
-                async for line in resp.aiter_lines():
-                    if first is None and line.startswith("data:") and '"content"' in line:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while (t0 := time.monotonic()) < until:
+                writer.write(head + body)
+                first = None
+                buf = b""
+                while not buf.endswith(b"0\r\n\r\n"):
+                    chunk = await reader.read(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                    if first is None and b'"content"' in buf:
                         first = time.monotonic()
-            if t0 >= measure_from and first is not None:
-                ttft.record_value(max(1, int((first - t0) * 1e6)))
-                total.record_value(max(1, int((time.monotonic() - t0) * 1e6)))
-                count += 1
+                if t0 >= measure_from and first is not None:
+                    ttft.record_value(max(1, int((first - t0) * 1e6)))
+                    total.record_value(max(1, int((time.monotonic() - t0) * 1e6)))
+                    count += 1
+        finally:
+            writer.close()
 
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        await asyncio.gather(*(caller(client) for _ in range(concurrency)))
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
     return {"throughput_per_s": count / seconds, "ttft": summarize(ttft), "total": summarize(total)}
 
 
@@ -88,16 +102,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     q = ctx.Queue()
     upstream = ctx.Process(target=_serve_upstream, args=(q,), daemon=True)
     upstream.start()
-    base = f"http://127.0.0.1:{q.get(timeout=30)}/v1"
+    upstream_port = q.get(timeout=30)
+    base = f"http://127.0.0.1:{upstream_port}/v1"
     rows: dict[str, Any] = {}
     try:
         with tempfile.TemporaryDirectory() as tmpdir:
             tmp = Path(tmpdir)
             cfg = bench_config(tmp / "complete.yaml", base_url=base)
             port = free_port()
-            with servers(port, 1, config=cfg, log_dir=tmp):
+            with servers(port, 1, config=cfg, log_dir=tmp) as procs:
                 for c in args.concurrency:
-                    direct = asyncio.run(_direct(base, c, args.seconds, 1.0))
+                    direct = asyncio.run(_direct(upstream_port, c, args.seconds, 1.0))
                     opts = BenchOptions(
                         target=f"127.0.0.1:{port}",
                         rpc="complete",
@@ -108,7 +123,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         prompt_chars=200,
                         progress=False,
                     )
+                    s0, u0 = cpu_seconds(procs[0].pid), cpu_seconds(upstream.pid)
                     routed = run_bench(opts)
+                    server_cpu = cpu_seconds(procs[0].pid) - s0
+                    upstream_cpu = cpu_seconds(upstream.pid) - u0
                     r = routed.to_dict()
                     row = {
                         "direct": direct,
@@ -117,6 +135,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                             "ttft": r.get("ttft"),
                             "total": r["latency"],
                             "errors": r["errors"],
+                            "router_cpu_s": round(server_cpu, 2),
+                            "upstream_cpu_s": round(upstream_cpu, 2),
+                            "client_cpu_s": round(r["client_cpu_s"], 2),
+                            "wall_s": args.seconds + 1.0,
                         },
                     }
                     if r.get("ttft"):

@@ -5,7 +5,7 @@
 Each benchmark runs in its own process (``python benchmarks/<script>.py``), writes
 ``benchmarks/results/<name>.json``, and the report is rendered from those files, so a single
 benchmark can be re-run and the report re-rendered with ``--render-only``. Teammates'
-benchmarks (bench_features, bench_quality, bench_grpc_route, bench_feedback) run too when
+benchmarks (bench_features, bench_policy, bench_grpc_route, bench_feedback, bench_quality) run too when
 present; their console output is quoted in the report.
 """
 
@@ -32,12 +32,13 @@ SUITE: dict[str, tuple[str, list[str], int]] = {
     "memory": ("bench_memory.py", ["--seconds", "60"], 180),
     "peers": ("bench_peers.py", [], 600),
 }
-# teammates' scripts: run with their defaults when present, output quoted
-OTHERS: dict[str, int] = {
-    "bench_features": 180,
-    "bench_quality": 600,
-    "bench_grpc_route": 240,
-    "bench_feedback": 180,
+# teammates' scripts: name -> (arguments, timeout seconds); their console output is quoted
+OTHERS: dict[str, tuple[list[str], int]] = {
+    "bench_features": (["--calls", "5000"], 180),
+    "bench_policy": (["--calls", "5000"], 180),
+    "bench_grpc_route": (["--calls", "2000"], 180),
+    "bench_feedback": (["--seconds", "5", "--routes", "1000"], 240),
+    "bench_quality": ([], 480),
 }
 
 
@@ -90,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, (script, extra, timeout) in SUITE.items():
             if (wanted is None or name in wanted) and name not in args.skip:
                 runs[name] = _run(name, [sys.executable, str(HERE / script), *extra], timeout)
-        for name, timeout in OTHERS.items():
+        for name, (extra, timeout) in OTHERS.items():
             path = HERE / f"{name}.py"
             if path.exists() and (wanted is None or name in wanted) and name not in args.skip:
-                runs[name] = _run(name, [sys.executable, str(path)], timeout)
+                runs[name] = _run(name, [sys.executable, str(path), *extra], timeout)
         runs["_suite"] = {"seconds": round(time.monotonic() - t0, 1), "machine_at_end": machine()}
         write_result("runs", runs)
     args.output.write_text(render(RESULTS, runs), encoding="utf-8")

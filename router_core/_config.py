@@ -313,8 +313,11 @@ def format_loc(loc: Sequence[str | int]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
+            continue
+        text = str(part)
+        if not text or not text.isprintable() or text != text.strip():
+            text = repr(text)  # a key with a newline must not break the one-line message
+        out += f".{text}" if out else text
     return out or "(top level)"
 
 
@@ -326,9 +329,30 @@ def _line_of(lines: dict[Loc, int], loc: Loc) -> int:
     return 1
 
 
-def _map_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], source: str) -> None:
-    """Record the line of every key path under ``node``; duplicate keys are errors."""
-    lines.setdefault(loc, node.start_mark.line + 1)
+MAX_NODES = 100_000  # values after expanding YAML aliases (a "billion laughs" file stops here)
+MAX_DEPTH = 64
+
+
+def _map_lines(
+    node: yaml.Node, loc: Loc, lines: dict[Loc, int], source: str, budget: list[int] | None = None
+) -> None:
+    """Record the line of every key path under ``node``; duplicate keys are errors.
+
+    Aliases are walked as often as they are used, like validation will; ``budget`` bounds
+    that walk, and the nesting depth is bounded, so that no file can hang or crash the loader.
+    """
+    if budget is None:
+        budget = [MAX_NODES]
+    budget[0] -= 1
+    line = node.start_mark.line + 1
+    if budget[0] < 0:
+        raise ConfigError(
+            f"{source}:{line}: {format_loc(loc)}: the config has more than {MAX_NODES} values"
+            " (after expanding YAML aliases)"
+        )
+    if len(loc) > MAX_DEPTH:
+        raise ConfigError(f"{source}:{line}: {format_loc(loc[:3])}: nested too deeply")
+    lines.setdefault(loc, line)
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -339,10 +363,10 @@ def _map_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], source: str) ->
                 raise ConfigError(f"{source}:{line}: {format_loc(child)}: duplicate key")
             seen.add(key)
             lines[child] = key_node.start_mark.line + 1
-            _map_lines(value_node, child, lines, source)
+            _map_lines(value_node, child, lines, source, budget)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _map_lines(item, (*loc, index), lines, source)
+            _map_lines(item, (*loc, index), lines, source, budget)
 
 
 def _problem(err: Any) -> str:
@@ -406,6 +430,8 @@ def parse_config(text: str, source: str = "<config>") -> RouterConfig:
     """
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise ConfigError(f"{source}:1: (top level): nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1

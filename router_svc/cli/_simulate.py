@@ -73,8 +73,12 @@ def difficulty(outcomes: np.ndarray) -> np.ndarray:
 
 
 def _columns(router: Any, data_models: tuple[str, ...]) -> dict[str, int]:
-    """Catalog model -> data column (by name, upstream id or quality_ref)."""
+    """Catalog model -> data column (by name, upstream id or quality_ref; ``org/`` optional)."""
     index = {m: i for i, m in enumerate(data_models)}
+    for i, m in enumerate(
+        data_models
+    ):  # "mistralai/mixtral-8x7b-chat" also answers to its last part
+        index.setdefault(m.rsplit("/", 1)[-1], i)
     out = {}
     for spec in router.catalog:
         for alias in (spec.name, spec.model, spec.quality_ref):
@@ -211,7 +215,8 @@ def _summarise(ds: Any, rows: np.ndarray, classes: np.ndarray, cols: dict[str, i
 
 def _text(res: dict[str, Any]) -> str:
     p = res["policy"]
-    lines = [f"simulated {res['requests']} requests (mix {res['mix']}), unscored {res['unscored']}",
+    mix = ", ".join(f"{k}={v:.2f}" for k, v in res["mix"].items())
+    lines = [f"simulated {res['requests']} requests (mix {mix}), unscored {res['unscored']}",
              f"{'':<26}{'n':>6}{'quality':>10}{'$/request':>12}",
              f"{'policy':<26}{p['n']:>6}{p['quality'] or 0:>10.3f}{p['cost_usd'] or 0:>12.6f}"]  # fmt: skip
     for m, b in res["baselines"].items():

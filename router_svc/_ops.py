@@ -48,6 +48,7 @@ class Operations:
     ) -> None:
         config = state.config
         self._state = state
+        self._config = config
         self.metrics = metrics
         self.log = recorder
         if recorder is not None:
@@ -104,7 +105,24 @@ class Operations:
         """Monitor, A/B, budgets: in this order (a spent budget overrides the others)."""
         return (self._monitor_hook, self._ab_hook, self._budget_hook)
 
+    def _follow_reload(self) -> None:
+        """Pick up reloaded ``monitor:``, ``ab:`` and ``budgets:`` sections (windows, arms'
+        hash and spend carry over; a new ``storage:`` section needs a restart)."""
+        config = self._state.current.config
+        if config is self._config:
+            return
+        self._config = config
+        self.monitor.settings = config.monitor
+        if config.ab != self.ab.settings:
+            budget = self.ab.shadow_budget
+            self.ab = ABAssigner(config.ab, metrics=self.metrics)
+            budget.max_usd = config.ab.shadow.max_cost_usd_per_day
+            self.ab.shadow_budget = budget  # today's shadow spend carries over
+            self.shadow.ab = self.ab
+        self.budgets.settings = config.budgets
+
     def _monitor_hook(self, request: RouteRequest, decision: Decision) -> Decision:
+        self._follow_reload()  # the first hook: one identity check per request
         return self.monitor.apply(decision, self._provider_of)
 
     def _ab_hook(self, request: RouteRequest, decision: Decision) -> Decision:

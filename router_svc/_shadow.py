@@ -47,7 +47,7 @@ class Shadower:
         timeout_s: Callable[[], float],
         metrics: Any = None,
     ) -> None:
-        self._ab = ab
+        self.ab = ab
         self._scorer = scorer
         self._record = record
         self._feedback = feedback
@@ -57,7 +57,7 @@ class Shadower:
 
     def wanted(self, decision: Any, result: CompletionResult) -> bool:
         """True when this completed request should be shadowed (share and budget allow)."""
-        ab, ref = self._ab, self._ab.settings.reference_model
+        ab, ref = self.ab, self.ab.settings.reference_model
         if not (ab.active and ab.settings.shadow.enabled) or result.model == ref:
             return False
         if ab.arm(decision.request_id, decision.category) != SHADOW:
@@ -73,7 +73,7 @@ class Shadower:
     def start(self, completer: Any, decision: Any, messages: Sequence[Any], routed_text: str,
               result: CompletionResult, provider_of: Callable[[str], str]) -> None:  # fmt: skip
         """Run the shadow call in the background (the caller already has its answer)."""
-        ref = self._ab.settings.reference_model
+        ref = self.ab.settings.reference_model
         shadow = dataclasses.replace(
             decision, model=ref, provider=provider_of(ref), fallbacks=(), cascade=()
         )

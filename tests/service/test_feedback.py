@@ -14,6 +14,8 @@ from grpc_server_helpers import CLASSIFIER_CONFIG, classifier_router, message, r
 from prometheus_client import CollectorRegistry
 
 from llm_router.v1 import router_pb2 as pb
+from router_core._decision import RouteRequest
+from router_core.errors import BudgetExhausted
 from router_svc._metrics import Metrics
 from router_svc._ops import Operations
 from router_svc._state import RouterState
@@ -240,3 +242,23 @@ async def test_shadow_calls_the_reference_under_a_daily_cap(tmp_path: Path) -> N
     assert rows["s-1"].record.ab_arm == "routed" and rows["s-1:shadow"].record.ab_arm == "shadow"
     assert rows["s-1:shadow"].record.model == "small"
     assert rows["s-1:shadow"].feedback_mean == 0.5 and rows["s-1"].feedback_mean == 0.5  # scorer
+
+
+async def test_reloaded_ab_and_budget_sections_apply_without_restart(tmp_path: Path) -> None:
+    path, _ = write(tmp_path, "ab: {enabled: true, reference_model: small, shares: {'*': 1.0}}\n")
+    state = RouterState(classifier_router(path))
+    ops = Operations.from_config(state, None)
+    request = RouteRequest(text="hi", request_id="x", tenant="t")
+
+    def decide() -> str:
+        d = state.current.router.decide(request)
+        for hook in ops.hooks:
+            d = hook(request, d)
+        return d.model
+
+    assert decide() == "small"  # the reference arm
+    path2, _ = write(tmp_path, "budgets: {default_daily_usd: 0.0, on_exhausted: reject}\n")
+    state.swap(classifier_router(path2))
+    with pytest.raises(BudgetExhausted):  # A/B is off now, and every tenant's budget is 0
+        decide()
+    ops.stop()

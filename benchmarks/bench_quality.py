@@ -27,14 +27,18 @@ from router_core._datasets import load_contaminated, load_dataset  # noqa: E402
 from router_core._evaluation import evaluate_predictions  # noqa: E402
 from router_core._feature_spec import FeatureSpec  # noqa: E402
 from router_core._model_dir import QualityModel, default_model_dir  # noqa: E402
-from router_core._train_pipeline import _row_meta, cross_validated_predictions  # noqa: E402
+from router_core._train_pipeline import (  # noqa: E402
+    DEFAULT_CANDIDATES,
+    _row_meta,
+    cross_validated_predictions,
+)
 from router_core._training import featurize  # noqa: E402
 
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
 
 
-def predict_latency(n: int = 3000) -> dict[str, float]:
-    qm = QualityModel.load(default_model_dir())
+def predict_latency(model_dir: str | None = None, n: int = 3000) -> dict[str, float]:
+    qm = QualityModel.load(model_dir or default_model_dir())
     text = ("Explain how a hash map handles collisions, with an example in Python. " * 15)[:1000]
     for _ in range(200):
         qm.predict(text)
@@ -52,18 +56,23 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--json", default=None)
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--fixed", action="store_true",
+                    help="one fixed config (the first default candidate) instead of inner selection")
     args = ap.parse_args()
     t0 = time.perf_counter()
     ds = load_dataset([args.data])
     X = featurize(ds.prompts, FeatureSpec(), _row_meta(ds))
+    candidates = DEFAULT_CANDIDATES[:1] if args.fixed else DEFAULT_CANDIDATES
     P, chosen = cross_validated_predictions(
-        ds, X, folds=args.folds, progress=lambda m: print(m, file=sys.stderr, flush=True)
+        ds, X, folds=args.folds, candidates=candidates,
+        progress=lambda m: print(m, file=sys.stderr, flush=True),
     )
     bad = load_contaminated([args.data])
     keep = np.array([p not in bad for p in ds.prompts])
     g = np.array(ds.groups)
     names = list(ds.model_names)
-    out: dict[str, object] = {"protocol": f"{args.folds}-fold outer CV, inner 3-fold selection",
+    inner = "one fixed config" if args.fixed else "inner 3-fold selection"
+    out: dict[str, object] = {"protocol": f"{args.folds}-fold outer CV, {inner}",
                               "chosen_configs": chosen}
     for grp in ("mmlu", "gsm8k"):
         sel = (g == grp) & keep
@@ -96,4 +105,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["latency"]:
+        print(json.dumps(predict_latency(sys.argv[2] if len(sys.argv) > 2 else None)))
+    else:
+        main()

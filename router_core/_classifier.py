@@ -4,11 +4,13 @@ Graph (built with ``onnx.helper``; the weight matrices are never multiplied by a
 2**hash_bits-wide input)::
 
     indices int64 [N], values float32 [N]
-    lin = ReduceSum(Gather(W_lin, indices) * values[:, None], axis 0) + b_lin     # [M]
-    hid = Relu(ReduceSum(Gather(W_hid, indices) * values[:, None], axis 0) + b_hid) # [H]
-    quality = Sigmoid(lin + hid @ W_out)                                           # [M]
+    lin = values[None, :] @ Gather(W_lin, indices) + b_lin            # [1, M]
+    hid = act(values[None, :] @ Gather(W_hid, indices [mod K]) + b_hid) # [1, H]
+    quality = Reshape(Sigmoid(lin + hid @ W_out), [M])
 
-With ``H = 0`` it is a linear model. Weight tables may be stored as float16 (then cast to
+``act`` is Relu (a hidden layer) or "ovr" (sigmoids normalised to sum 1: the posteriors of
+a one-vs-rest category classifier whose table is indexed by ``indices mod K``). Without a
+hidden table it is a linear model. Weight tables may be stored as float16 (then cast to
 float32 after the Gather) to keep the model directory small. Duplicate indices simply add,
 which the response scorer relies on (prompt and response features are concatenated).
 """
@@ -69,19 +71,22 @@ class LinearHiddenWeights:
 def _bag(
     helper: Any, nodes: list[Any], table: str, dtype: np.dtype[Any], out: str, idx: str = "indices"
 ) -> None:
-    """Append nodes computing sum_i table[idx[i]] * values[i] into ``out``."""
+    """Append nodes computing ``values_row @ table[idx]`` ([1, K]) into ``out``.
+
+    A MatMul of the [1, N] values row with the gathered [N, K] rows is several times faster in
+    onnxruntime than Mul + ReduceSum over axis 0.
+    """
     nodes.append(helper.make_node("Gather", [table, idx], [f"{out}_rows"], axis=0))
     rows = f"{out}_rows"
     if dtype != np.float32:
         nodes.append(helper.make_node("Cast", [rows], [f"{out}_rows32"], to=1))
         rows = f"{out}_rows32"
-    nodes.append(helper.make_node("Mul", [rows, "values_col"], [f"{out}_scaled"]))
-    nodes.append(helper.make_node("ReduceSum", [f"{out}_scaled", "axis0"], [out], keepdims=0))
+    nodes.append(helper.make_node("MatMul", ["values_row", rows], [out]))
 
 
 def build_classifier_graph(
     weights: LinearHiddenWeights,
-    storage: str = "float16",
+    storage: str = "float32",
     output_name: str = "quality",
     doc: str = "",
 ) -> bytes:
@@ -100,8 +105,9 @@ def build_classifier_graph(
         numpy_helper.from_array(np.asarray(weights.b_lin, np.float32).reshape(m), "b_lin"),
         numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"),
         numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+        numpy_helper.from_array(np.array([m], dtype=np.int64), "out_shape"),
     ]
-    nodes = [helper.make_node("Unsqueeze", ["values", "axis1"], ["values_col"])]
+    nodes = [helper.make_node("Unsqueeze", ["values", "axis0"], ["values_row"])]
     _bag(helper, nodes, "W_lin", dtype, "lin_sum")
     nodes.append(helper.make_node("Add", ["lin_sum", "b_lin"], ["lin"]))
     logits = "lin"
@@ -124,7 +130,7 @@ def build_classifier_graph(
         if weights.activation == "ovr":
             nodes += [
                 helper.make_node("Sigmoid", ["hid_pre"], ["hid_sig"]),
-                helper.make_node("ReduceSum", ["hid_sig", "axis0"], ["hid_total"], keepdims=1),
+                helper.make_node("ReduceSum", ["hid_sig", "axis1"], ["hid_total"], keepdims=1),
                 helper.make_node("Div", ["hid_sig", "hid_total"], ["hid"]),
             ]
         else:
@@ -134,7 +140,10 @@ def build_classifier_graph(
             helper.make_node("Add", ["lin", "hid_out"], ["logits"]),
         ]
         logits = "logits"
-    nodes.append(helper.make_node("Sigmoid", [logits], [output_name]))
+    nodes += [
+        helper.make_node("Sigmoid", [logits], ["quality_row"]),
+        helper.make_node("Reshape", ["quality_row", "out_shape"], [output_name]),
+    ]
     graph = helper.make_graph(
         nodes,
         "llm_router_quality",

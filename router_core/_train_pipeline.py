@@ -95,13 +95,21 @@ def fit_recipe(
     folds: int,
     seed: int,
     progress: Progress | None = None,
+    need_oof: bool = True,
 ) -> Recipe:
-    """Category layer, K-fold selection among ``candidates``, then the final fit on all rows."""
+    """Category layer, K-fold selection among ``candidates``, then the final fit on all rows.
+
+    With one candidate and ``need_oof`` False the selection (and its out-of-fold predictions)
+    is skipped.
+    """
     category = fit_category(X, labels, seed=seed)
     pi = oof_category_proba(X, labels, folds=folds, seed=seed) if category else None
     if progress and category is not None:
         progress(f"category layer: {len(category.classes)} categories")
-    sel = select_config(X, Y, candidates, folds=folds, seed=seed, progress=progress, pi=pi)
+    if len(candidates) == 1 and not need_oof:
+        sel = Selection(config=candidates[0])
+    else:
+        sel = select_config(X, Y, candidates, folds=folds, seed=seed, progress=progress, pi=pi)
     weights = fit_quality(X, Y, sel.config, pi, category)
     return Recipe(weights, sel, category)
 
@@ -121,7 +129,9 @@ def cross_validated_predictions(
     chosen = []
     for k, te in enumerate(kfold(len(ds), folds, seed)):
         tr = np.setdiff1d(np.arange(len(ds)), te)
-        recipe = fit_recipe(X[tr], ds.outcomes[tr], labels[tr], candidates, inner_folds, seed)
+        recipe = fit_recipe(
+            X[tr], ds.outcomes[tr], labels[tr], candidates, inner_folds, seed, need_oof=False
+        )
         P[te] = predict_quality(recipe.weights, X[te])
         cfg = recipe.selection.config
         chosen.append(cfg.to_dict())
@@ -209,7 +219,7 @@ def train_model(
     folds: int = 3,
     seed: int = 0,
     scorer: bool = True,
-    storage: str = "float16",
+    storage: str = "float32",
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Train a router model on ``paths`` and write the directory ``out`` atomically.
@@ -290,7 +300,7 @@ def train_model(
     if scorer:
         fitted = train_scorer(ds, spec, seed, progress)
         if fitted is not None:
-            scorer_bytes = build_classifier_graph(fitted[0], storage, doc="response scorer")
+            scorer_bytes = build_classifier_graph(fitted[0], "float16", doc="response scorer")
             card["scorer"] = {"file": "scorer.onnx", **fitted[1]}
     card["training_seconds"] = round(time.perf_counter() - t0, 1)
     model_bytes = build_classifier_graph(weights, storage, doc="llm-router quality model")

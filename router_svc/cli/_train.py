@@ -28,7 +28,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--epochs", type=int, default=None, help="SGD passes (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-scorer", action="store_true", help="skip the response-quality scorer")
-    p.add_argument("--float32", action="store_true", help="store weights as float32 (not float16)")
+    p.add_argument("--float16", action="store_true", help="store weights as float16 (half the size)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run)
 
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         folds=args.folds,
         seed=args.seed,
         scorer=not args.no_scorer,
-        storage="float32" if args.float32 else "float16",
+        storage="float16" if args.float16 else "float32",
         progress=progress,
     )
     metrics = card.get("metrics", {})

@@ -26,6 +26,7 @@ from router_svc._metrics import Metrics
 __all__ = ["Monitor", "WindowStats"]
 
 log = structlog.get_logger("llm_router.monitor")
+MAX_WINDOWS = 20_000  # bounds memory when callers send many distinct task types
 D = TypeVar("D")
 
 
@@ -93,6 +94,15 @@ class Monitor:
         self._calls: dict[tuple[str, str], _Window] = {}  # (error, escalated, latency_ms)
         self._blocked: dict[tuple[str, str], str] = {}
 
+    def _key(self, model: str, category: str) -> tuple[str, str]:
+        """Categories come from callers (task_type): past ``MAX_WINDOWS`` new ones pool as other."""
+        key = (model, category)
+        if key in self._feedback or key in self._calls:
+            return key
+        if len(self._feedback) + len(self._calls) >= MAX_WINDOWS:
+            return (model, "other")
+        return key
+
     def threshold(self, model: str, category: str) -> float:
         """Minimum mean feedback score for ``model`` on ``category``."""
         o = self.settings.min_score_overrides
@@ -109,7 +119,7 @@ class Monitor:
 
     def observe_feedback(self, model: str, category: str, score: float) -> None:
         """Add one feedback score (0..1) for an answer ``model`` gave in ``category``."""
-        key = (model, category)
+        key = self._key(model, category)
         with self._lock:
             self._window(self._feedback, key, 1).add(self._clock(), (score,))
             self._evaluate(key)
@@ -124,7 +134,7 @@ class Monitor:
         escalated: bool = False,
     ) -> None:
         """Add one upstream attempt: failed or not, its latency, whether the cascade escalated."""
-        key = (model, category)
+        key = self._key(model, category)
         values = (0.0 if ok else 1.0, 1.0 if escalated else 0.0, float(latency_ms))
         with self._lock:
             self._window(self._calls, key, 3).add(self._clock(), values)

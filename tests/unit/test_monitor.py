@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from router_core._config_ops import MonitorSettings
@@ -131,3 +132,15 @@ def test_disabled_monitor_changes_nothing() -> None:
         mon.observe_feedback("small", "code", 0.0)
     assert mon.apply(decision(), PROVIDERS.__getitem__).model == "small"
     assert mon.snapshot()[0].blocked == "quality"
+
+
+def test_windows_are_bounded_when_callers_invent_categories(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import router_svc._monitor as m
+
+    monkeypatch.setattr(m, "MAX_WINDOWS", 3)
+    mon, _, _ = make()
+    for i in range(10):
+        mon.observe_feedback("small", f"cat-{i}", 0.0)
+    assert {w.category for w in mon.snapshot()} == {"cat-0", "cat-1", "cat-2", "other"}

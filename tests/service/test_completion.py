@@ -174,6 +174,15 @@ async def test_429_honours_retry_after(fake: FakeUpstream) -> None:
     assert "ProviderRateLimited" in result.attempts[0].error
 
 
+async def test_retry_after_past_the_deadline_falls_over(fake: FakeUpstream) -> None:
+    fake.script("a", Status(429, {"retry-after": "3"}))
+    sleeps = Sleeps()
+    c = completer([spec("a", fake.openai_base), spec("b", fake.openai_base)], sleep=sleeps)
+    _, result = await collect(c, decision("a", "b"), deadline=time.monotonic() + 2.0)
+    assert result.model == "b" and sleeps.delays == []
+    assert len(fake.requests_for("a")) == 1
+
+
 async def test_5xx_retried_then_fallback(fake: FakeUpstream) -> None:
     fake.script("a", Status(500), Status(503))
     sleeps = Sleeps()

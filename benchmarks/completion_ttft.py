@@ -3,7 +3,8 @@
 The fake upstream (tests/service/fake_upstream.py) runs in its own process so that it does not
 share the event loop with the client being measured. For each concurrency level the script sends
 the same number of streaming requests directly (httpx, first content line) and through
-``Completer.run`` (first ``Delta``), and prints p50/p99 of both and their difference.
+``Completer.run`` (first ``Delta``), and prints p50/p99 of both and their difference, plus the
+client process's CPU time per request for each path (less sensitive to a busy machine).
 
     python benchmarks/completion_ttft.py [--requests 400] [--concurrency 1 50 200]
 """
@@ -104,6 +105,11 @@ async def run(base: str, n: int, levels: list[int]) -> None:
 
     await _measure(50, 10, direct)  # warm both pools
     await _measure(50, 10, routed)
+    for name, one in (("direct", direct), ("router", routed)):
+        cpu0 = time.process_time()
+        await _measure(n, 1, one)
+        cpu_ms = (time.process_time() - cpu0) / n * 1000
+        print(f"client-side CPU per request, {name}: {cpu_ms:.3f} ms (sequential, n={n})")
     print(
         f"{'conc':>5} {'direct p50':>11} {'p99':>7} {'router p50':>11} {'p99':>7} {'added p50':>10} {'added p99':>10}"
     )

@@ -309,6 +309,9 @@ class HttpProvider(Provider):
         if remaining <= 0:
             raise ProviderTimeout(f"model {self.name} timed out.", model=self.name)
         try:
+            if remaining > self._settings.read_timeout_s:
+                # httpx's read timeout (at most read_timeout_s) fires before the deadline
+                return await anext(chunks)
             async with asyncio.timeout(remaining):
                 return await anext(chunks)
         except StopAsyncIteration:

@@ -229,6 +229,20 @@ async def test_hang_times_out_and_falls_back(fake: FakeUpstream) -> None:
     assert "ProviderTimeout" in result.attempts[0].error
 
 
+async def test_silence_longer_than_read_timeout_is_a_timeout(fake: FakeUpstream) -> None:
+    fake.script("a", Stream(("late",), delay=2.0))
+    c = completer(
+        [spec("a", fake.openai_base), spec("b", fake.openai_base)],
+        max_attempts=1,
+        attempt_timeout=10.0,
+        read_timeout=0.2,
+    )
+    text, result = await collect(c, decision("a", "b"))
+    assert result.model == "b" and text == "Hello, world."
+    assert "ProviderTimeout" in result.attempts[0].error
+    assert result.attempts[0].latency_ms < 2000
+
+
 async def test_slow_drip_completes(fake: FakeUpstream) -> None:
     fake.script("a", Stream(("a", "b", "c", "d"), delay=0.05))
     c = completer([spec("a", fake.openai_base)], read_timeout=1.0)

@@ -240,7 +240,6 @@ async def test_silence_longer_than_read_timeout_is_a_timeout(fake: FakeUpstream)
     text, result = await collect(c, decision("a", "b"))
     assert result.model == "b" and text == "Hello, world."
     assert "ProviderTimeout" in result.attempts[0].error
-    assert result.attempts[0].latency_ms < 2000
 
 
 async def test_slow_drip_completes(fake: FakeUpstream) -> None:

@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from llm_router.v1 import router_pb2, router_pb2_grpc
 from router_core.errors import ConfigError
 from router_svc._auth import AuthInterceptor
+from router_svc._decode import DecodeGuardInterceptor
 from router_svc._interceptors import CanonicalLogInterceptor, RpcObserver
 from router_svc._logging import get_logger
 from router_svc._reload import Reloader
@@ -97,7 +98,12 @@ class RouterServer:
         # API keys (config auth:); passes calls straight through while auth is off
         self.auth = AuthInterceptor(state)
         self._server = grpc.aio.server(
-            interceptors=[CanonicalLogInterceptor(observer), self.auth, *interceptors],
+            interceptors=[
+                CanonicalLogInterceptor(observer),
+                DecodeGuardInterceptor(),  # bytes that are not protobuf: INVALID_ARGUMENT
+                self.auth,
+                *interceptors,
+            ],
             options=channel_options(config),
         )
         router_pb2_grpc.add_RouterServicer_to_server(self.servicer, self._server)  # type: ignore[no-untyped-call]

@@ -22,6 +22,7 @@ from llm_router.v1 import router_pb2_grpc
 from router_core._decision import Decision, RouteRequest
 from router_core.errors import InvalidRequest, NotFound, RouterError
 from router_svc._convert import (
+    MAX_REQUEST_ID_CHARS,
     ParsedRequest,
     decision_to_proto,
     error_decision,
@@ -286,6 +287,8 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
 
         if not request.request_id:
             raise InvalidRequest("request_id is required: the id of the routed request.")
+        if len(request.request_id) > MAX_REQUEST_ID_CHARS:  # it is logged and looked up
+            raise InvalidRequest(f"request_id is longer than {MAX_REQUEST_ID_CHARS} characters.")
         if len(request.comment) > MAX_COMMENT_CHARS:
             raise InvalidRequest(f"comment is longer than {MAX_COMMENT_CHARS} characters.")
         annotate(request_id=request.request_id)

@@ -81,6 +81,7 @@ def route_local(args: argparse.Namespace, text: str) -> dict[str, Any]:
         threshold=args.threshold,
         quality_target=args.quality_target,
     )
+    router.decide(request)  # the first call pays one-time costs (ONNX session warm-up)
     return router.decide(request).to_dict()
 
 

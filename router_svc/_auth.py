@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import secrets
 import sys
+import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
@@ -46,6 +47,7 @@ __all__ = [
     "AuthInterceptor",
     "KeyTable",
     "Principal",
+    "StoreOwnerLookup",
     "bearer_token",
     "current_principal",
     "hash_key",
@@ -144,6 +146,38 @@ class _Owners:
         return self._map.get(request_id)
 
 
+class StoreOwnerLookup:
+    """The tenant of a request id from the decision log (any replica); blocking, thread-safe.
+
+    The store is opened on first use; when it cannot be read the owner is unknown (None) and
+    the Feedback RPC itself then fails on the same store.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._store: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self, request_id: str) -> str | None:
+        from router_core.errors import StorageError
+        from router_svc._storage import open_store
+
+        try:
+            with self._lock:
+                if self._store is None:
+                    self._store = open_store(self._url)
+            rows = self._store.query(request_id=request_id, limit=1)
+        except StorageError:
+            return None
+        return str(rows[0].record.tenant) if rows else None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Authenticates Router RPCs from bearer metadata and enforces tenant boundaries.
 
@@ -158,7 +192,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def __init__(self, state: RouterState, owner_lookup: OwnerLookup | None = None) -> None:
         self._state = state
-        self._owner_lookup = owner_lookup
+        self.owner_lookup = owner_lookup
         self._owners = _Owners()
         self._auth: AuthConfig | None = None
         self._table = KeyTable(())
@@ -215,9 +249,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if principal.admin or not request.request_id:
             return
         owner = self._owners.get(request.request_id)
-        if owner is None and self._owner_lookup is not None:
-            owner = await asyncio.to_thread(self._owner_lookup, request.request_id)
-        if owner is not None and owner != principal.tenant:
+        if owner is None and self.owner_lookup is not None:
+            owner = await asyncio.to_thread(self.owner_lookup, request.request_id)
+        if owner and owner != principal.tenant:  # "": routed while auth was off
             raise PermissionDenied(FOREIGN_FEEDBACK_DETAIL)
 
     # -- handler wrappers --------------------------------------------------------------------

@@ -162,6 +162,13 @@ async def _serve(router: Any, args: argparse.Namespace) -> None:
         servicer=servicer,
         observer=observer,
     )
+    if config.storage.url and not args.no_storage:
+        # Feedback tenant checks for requests routed by other replicas (see docs/security.md)
+        from router_svc._auth import StoreOwnerLookup
+
+        lookup = StoreOwnerLookup(config.storage.url)
+        server.auth.owner_lookup = lookup
+        stops.append(lookup.close)
     await server.start()
     print(f"llm-router: serving on {server.address}", flush=True)
     try:

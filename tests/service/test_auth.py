@@ -61,15 +61,17 @@ class Recorder:
 
 
 @asynccontextmanager
-async def serving(tmp_path: Path, extra: str = AUTH) -> AsyncIterator[tuple[Any, Any, Any, Any]]:
+async def serving(
+    tmp_path: Path, extra: str = AUTH
+) -> AsyncIterator[tuple[Any, Any, Any, Any, Any]]:
     path = tmp_path / "router.yaml"
     path.write_text(RULES_CONFIG.format(version="auth-1") + extra, encoding="utf-8")
     sink, recorder = Sink(), Recorder()
     async with running_server(load_router(path), feedback_sink=sink, recorder=recorder) as (
-        _server,
+        server,
         channel,
     ):
-        yield stub(channel), channel, sink, recorder
+        yield stub(channel), channel, sink, recorder, server
 
 
 def route(tenant: str = "", rid: str = "") -> pb.RouteRequest:
@@ -83,7 +85,7 @@ async def code_of(call: Any) -> tuple[grpc.StatusCode, str]:
 
 
 async def test_missing_malformed_unknown_and_wrong_keys_get_one_answer(tmp_path: Path) -> None:
-    async with serving(tmp_path) as (router, _, _, _):
+    async with serving(tmp_path) as (router, _, _, _, _):
         answers = {
             await code_of(router.Route(route())),
             await code_of(router.Route(route(), metadata=bearer("nope"))),
@@ -96,7 +98,7 @@ async def test_missing_malformed_unknown_and_wrong_keys_get_one_answer(tmp_path:
 
 
 async def test_valid_key_routes_and_stamps_its_tenant(tmp_path: Path) -> None:
-    async with serving(tmp_path) as (router, _, _, recorder):
+    async with serving(tmp_path) as (router, _, _, recorder, _):
         decision = await router.Route(route(), metadata=bearer(ALICE))
         own = await router.Route(route(tenant="alice"), metadata=bearer(ALICE))
     assert decision.model and own.model
@@ -104,7 +106,7 @@ async def test_valid_key_routes_and_stamps_its_tenant(tmp_path: Path) -> None:
 
 
 async def test_foreign_tenant_needs_an_admin_key(tmp_path: Path) -> None:
-    async with serving(tmp_path) as (router, _, _, recorder):
+    async with serving(tmp_path) as (router, _, _, recorder, _):
         denied = await code_of(router.Route(route(tenant="bob"), metadata=bearer(ALICE)))
         by_admin = await router.Route(route(tenant="bob"), metadata=bearer(ADMIN))
     assert denied[0] == grpc.StatusCode.PERMISSION_DENIED
@@ -112,7 +114,7 @@ async def test_foreign_tenant_needs_an_admin_key(tmp_path: Path) -> None:
 
 
 async def test_complete_and_route_stream_are_authenticated(tmp_path: Path) -> None:
-    async with serving(tmp_path) as (router, _, _, _):
+    async with serving(tmp_path) as (router, _, _, _, _):
         complete = pb.CompleteRequest(request=route())
         no_key = await code_of(_drain(router.Complete(complete)))
         # with a key, auth passes and the servicer answers (no completer configured here)
@@ -131,7 +133,7 @@ async def test_complete_and_route_stream_are_authenticated(tmp_path: Path) -> No
 
 
 async def test_feedback_on_another_tenants_request_is_denied(tmp_path: Path) -> None:
-    async with serving(tmp_path) as (router, _, sink, _):
+    async with serving(tmp_path) as (router, _, sink, _, _):
         await router.Route(route(rid="alice-1"), metadata=bearer(ALICE))
         denied = await code_of(
             router.Feedback(
@@ -151,14 +153,14 @@ async def test_feedback_on_another_tenants_request_is_denied(tmp_path: Path) -> 
 
 
 async def test_health_and_reflection_stay_open(tmp_path: Path) -> None:
-    async with serving(tmp_path) as (_, channel, _, _):
+    async with serving(tmp_path) as (_, channel, _, _, _):
         health = health_pb2_grpc.HealthStub(channel)
         answer = await health.Check(health_pb2.HealthCheckRequest(service=""))
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
 async def test_auth_off_lets_everyone_in(tmp_path: Path) -> None:
-    async with serving(tmp_path, extra="") as (router, _, _, _):
+    async with serving(tmp_path, extra="") as (router, _, _, _, _):
         decision = await router.Route(route(tenant="anyone"))
     assert decision.model
 
@@ -211,3 +213,29 @@ async def _drain(call: Any) -> list[Any]:
 async def _items(*requests: pb.RouteRequest) -> AsyncIterator[pb.RouteRequest]:
     for r in requests:
         yield r
+
+
+async def test_feedback_owner_is_found_in_the_shared_decision_log(tmp_path: Path) -> None:
+    """A request routed by another replica (only in the database) is tenant-checked too."""
+    from router_svc._auth import StoreOwnerLookup
+    from router_svc._storage import DecisionRecord, open_store
+
+    url = f"sqlite://{tmp_path}/decisions.db"
+    store = open_store(url)
+    for rid, tenant in (("elsewhere-alice", "alice"), ("elsewhere-legacy", "")):
+        store.write_batch([DecisionRecord(rid, 1.0, tenant, "small", "anthropic", "rules", "x")])
+    store.close()
+    lookup = StoreOwnerLookup(url)
+    async with serving(tmp_path) as (router, _, sink, _, server):
+        server.auth.owner_lookup = lookup
+        fb = pb.FeedbackRequest(request_id="elsewhere-alice", score=1.0)
+        denied = await code_of(router.Feedback(fb, metadata=bearer(BOB)))
+        mine = await router.Feedback(fb, metadata=bearer(ALICE))
+        legacy = await router.Feedback(  # routed while auth was off: no owner to protect
+            pb.FeedbackRequest(request_id="elsewhere-legacy", score=1.0), metadata=bearer(BOB)
+        )
+    lookup.close()
+    assert lookup("elsewhere-alice") == "alice" and lookup("unknown") is None
+    lookup.close()
+    assert denied[0] == grpc.StatusCode.PERMISSION_DENIED
+    assert mine.accepted and legacy.accepted and len(sink.got) == 2

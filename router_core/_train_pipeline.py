@@ -45,12 +45,12 @@ __all__ = [
 
 Progress = Callable[[str], None]
 
-DEFAULT_CANDIDATES: tuple[FitConfig, ...] = (
-    FitConfig(alpha=1e-3, category_scale=3.0),
-    FitConfig(alpha=3e-3, category_scale=3.0),
-    FitConfig(alpha=3e-3, category_scale=10.0),
+DEFAULT_CANDIDATES: tuple[FitConfig, ...] = tuple(
+    FitConfig(alpha=alpha, category_weight=a, linear_weight=b)
+    for alpha in (1e-3, 3e-3)
+    for a, b in ((1.0, 0.5), (1.0, 1.0), (1.0, 0.25), (0.75, 0.5), (1.25, 0.5), (0.0, 1.0))
 )
-SCORER_CONFIG = FitConfig(alpha=1e-4, category_scale=0.0, epochs=8)
+SCORER_CONFIG = FitConfig(alpha=1e-4, category_weight=0.0, epochs=8)
 MIN_ROWS = 10
 
 
@@ -109,8 +109,11 @@ def fit_recipe(
     if len(candidates) == 1 and not need_oof:
         sel = Selection(config=candidates[0])
     else:
-        sel = select_config(X, Y, candidates, folds=folds, seed=seed, progress=progress, pi=pi)
-    weights = fit_quality(X, Y, sel.config, pi, category)
+        sel = select_config(
+            X, Y, candidates, folds=folds, seed=seed, progress=progress, pi=pi,
+            labels=labels if category is not None else None,
+        )
+    weights = fit_quality(X, Y, sel.config, labels, category)
     return Recipe(weights, sel, category)
 
 

@@ -21,7 +21,12 @@ from router_core._feature_spec import FeatureSpec
 from router_core.errors import DataError
 
 __all__ = [
+    "CategoryModel",
     "FitConfig",
+    "QualityParts",
+    "combine",
+    "fit_category",
+    "fit_parts",
     "Selection",
     "featurize",
     "fit_quality",
@@ -36,23 +41,36 @@ Progress = Callable[[str], None]
 class FitConfig:
     """Hyper-parameters of :func:`fit_quality`.
 
+    The logit of model ``m`` is
+    ``a * (post @ logit(R))[m] + b * (lin_m(x) - l_m) + (1 - a) * l_m`` where ``post`` are the
+    category posteriors, ``R`` the smoothed per-category success rates, ``lin_m`` the
+    per-model logistic regression on the features and ``l_m`` the logit of the overall rate.
+
     Attributes:
         alpha: L2 strength of the per-model SGD logistic regressions (per row).
         epochs: SGD passes over the rows.
-        category_scale: scale of the category-posterior features (0: no category layer);
-            larger values regularise the per-category rates less.
+        category_weight: ``a`` (0: no category layer).
+        linear_weight: ``b``.
+        smoothing: pseudo-count pulling each category's rate towards the overall rate.
         balance: weight classes inversely to their frequency per output.
         seed: random seed (shuffling).
     """
 
-    alpha: float = 1e-3
+    alpha: float = 3e-3
     epochs: int = 8
-    category_scale: float = 3.0
+    category_weight: float = 1.0
+    linear_weight: float = 0.5
+    smoothing: float = 5.0
     balance: bool = False
     seed: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    @property
+    def linear_key(self) -> tuple[float, int, bool, int]:
+        """Fields the per-model regressions depend on (blends of one fit share it)."""
+        return (self.alpha, self.epochs, self.balance, self.seed)
 
 
 def featurize(
@@ -152,27 +170,28 @@ def oof_category_proba(
     return out
 
 
-def fit_quality(
-    X: sp.csr_matrix,
-    Y: np.ndarray,
-    cfg: FitConfig,
-    pi: np.ndarray | None = None,
-    category: CategoryModel | None = None,
-) -> LinearHiddenWeights:
-    """Fit P(acceptable) per column of ``Y`` ([n, M], NaN = unknown) from features ``X``.
+@dataclass
+class QualityParts:
+    """The separately fitted pieces that :func:`combine` blends into one model."""
 
-    With ``pi`` (cross-fitted category posteriors of the rows, [n, C]) each model also learns
-    one weight per category; the exported graph computes the posteriors with ``category``.
-    """
+    w_lin: np.ndarray  # [D, M]
+    b_lin: np.ndarray  # [M]
+    overall: np.ndarray  # [M] logit of each model's overall success rate
+    rates: np.ndarray | None  # [C, M] logit of smoothed per-category rates
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.asarray(np.log(q) - np.log1p(-q), dtype=np.float32)
+
+
+def fit_linear(X: sp.csr_matrix, Y: np.ndarray, cfg: FitConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per-model L2 SGD logistic regressions, each on the rows that have its label."""
     from sklearn.linear_model import SGDClassifier
 
     m, d = Y.shape[1], X.shape[1]
-    use_cat = pi is not None and cfg.category_scale > 0
-    design = sp.hstack([X, sp.csr_matrix(pi * cfg.category_scale)], format="csr") if use_cat else X
-    c = pi.shape[1] if use_cat and pi is not None else 0
     w_lin = np.zeros((d, m), dtype=np.float32)
     b_lin = np.zeros(m, dtype=np.float32)
-    w_out = np.zeros((c, m), dtype=np.float32)
     for j in range(m):
         rows = np.flatnonzero(~np.isnan(Y[:, j]))
         if len(rows) == 0:
@@ -189,22 +208,80 @@ def fit_quality(
             loss="log_loss", alpha=cfg.alpha, max_iter=cfg.epochs, tol=None,
             random_state=cfg.seed, learning_rate="optimal",
         )
-        clf.fit(design[rows], y, sample_weight=w)
-        coef = clf.coef_.ravel()
-        w_lin[:, j] = coef[:d]
-        w_out[:, j] = coef[d:] * cfg.category_scale
+        clf.fit(X[rows], y, sample_weight=w)
+        w_lin[:, j] = clf.coef_.ravel()
         b_lin[j] = clf.intercept_[0]
-    if not use_cat:
-        return LinearHiddenWeights(w_lin=w_lin, b_lin=b_lin)
+    return w_lin, b_lin
+
+
+def category_rates(
+    Y: np.ndarray, labels: np.ndarray, classes: np.ndarray, smoothing: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(logit of smoothed per-category rates [C, M], logit of overall rates [M])."""
+    known = ~np.isnan(Y)
+    overall = np.where(known, Y, 0).sum(0) / np.maximum(known.sum(0), 1)
+    rates = np.zeros((len(classes), Y.shape[1]), dtype=np.float64)
+    for i, c in enumerate(classes):
+        rows = labels == c
+        k = known[rows]
+        total = np.where(k, Y[rows], 0).sum(0)
+        rates[i] = (total + smoothing * overall) / (k.sum(0) + smoothing)
+    return _logit(rates), _logit(overall)
+
+
+def fit_parts(
+    X: sp.csr_matrix,
+    Y: np.ndarray,
+    cfg: FitConfig,
+    labels: np.ndarray | None = None,
+    classes: np.ndarray | None = None,
+) -> QualityParts:
+    """Fit the linear part and, given category labels and classes, the category rates."""
+    w_lin, b_lin = fit_linear(X, Y, cfg)
+    if labels is None or classes is None:
+        known = ~np.isnan(Y)
+        overall = _logit(np.where(known, Y, 0).sum(0) / np.maximum(known.sum(0), 1))
+        return QualityParts(w_lin, b_lin, overall, None)
+    rates, overall = category_rates(Y, labels, classes, cfg.smoothing)
+    return QualityParts(w_lin, b_lin, overall, rates)
+
+
+def combine(
+    parts: QualityParts, cfg: FitConfig, category: CategoryModel | None = None
+) -> LinearHiddenWeights:
+    """Blend the parts into one linear(+category layer) model (see :class:`FitConfig`)."""
+    a = cfg.category_weight if parts.rates is not None else 0.0
+    b = cfg.linear_weight if a > 0 else 1.0
+    w_lin = parts.w_lin * np.float32(b)
+    b_lin = (b * (parts.b_lin - parts.overall) + (1 - a) * parts.overall).astype(np.float32)
+    if a == 0:
+        return LinearHiddenWeights(w_lin=parts.w_lin, b_lin=parts.b_lin)
+    assert parts.rates is not None
     return LinearHiddenWeights(
         w_lin=w_lin,
         b_lin=b_lin,
         w_hid=None if category is None else category.coef.T.copy(),
         b_hid=None if category is None else category.intercept,
-        w_out=w_out,
+        w_out=(a * parts.rates).astype(np.float32),
         activation="ovr",
         hidden_mod=0 if category is None else 1 << category.bits,
     )
+
+
+def fit_quality(
+    X: sp.csr_matrix,
+    Y: np.ndarray,
+    cfg: FitConfig,
+    labels: np.ndarray | None = None,
+    category: CategoryModel | None = None,
+) -> LinearHiddenWeights:
+    """Fit P(acceptable) per column of ``Y`` ([n, M], NaN = unknown) from features ``X``.
+
+    With category ``labels`` of the rows and the ``category`` classifier, the model adds
+    the category layer (the graph computes the posteriors with ``category``).
+    """
+    classes = None if category is None else category.classes
+    return combine(fit_parts(X, Y, cfg, labels if classes is not None else None, classes), cfg, category)
 
 
 def predict_quality(
@@ -263,28 +340,48 @@ def select_config(
     seed: int = 0,
     progress: Progress | None = None,
     pi: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
 ) -> Selection:
     """Choose the candidate with the lowest masked log-loss by K-fold CV on (X, Y) only.
 
-    ``pi`` are cross-fitted category posteriors of the same rows (see :func:`fit_quality`).
+    ``pi`` are cross-fitted category posteriors of the same rows and ``labels`` their
+    categories; candidates differing only in the blend share one fit per fold.
     """
     parts = kfold(X.shape[0], folds, seed)
+    classes = None if pi is None or labels is None else np.unique(labels)
+    preds = {i: np.zeros(Y.shape, dtype=np.float32) for i in range(len(candidates))}
+    t0 = time.perf_counter()
+    for te in parts:
+        tr = np.setdiff1d(np.arange(X.shape[0]), te)
+        fitted: dict[tuple[float, int, bool, int], QualityParts] = {}
+        for i, cfg in enumerate(candidates):
+            key = cfg.linear_key
+            if key not in fitted:
+                fitted[key] = fit_parts(X[tr], Y[tr], cfg)  # linear part only
+            w = combine(replace_rates(fitted[key], Y[tr], labels, tr, classes, cfg), cfg)
+            preds[i][te] = predict_quality(w, X[te], None if pi is None else pi[te])
     results = []
-    best_loss, best_p = np.inf, None
-    for cfg in candidates:
-        t0 = time.perf_counter()
-        P = np.zeros(Y.shape, dtype=np.float32)
-        for te in parts:
-            tr = np.setdiff1d(np.arange(X.shape[0]), te)
-            sub = None if pi is None else pi[tr]
-            P[te] = predict_quality(
-                fit_quality(X[tr], Y[tr], cfg, sub), X[te], None if pi is None else pi[te]
-            )
-        loss = _masked_logloss(P, Y)
-        if loss < best_loss:
-            best_loss, best_p = loss, P
+    for i, cfg in enumerate(candidates):
+        loss = _masked_logloss(preds[i], Y)
         results.append({"config": cfg.to_dict(), "cv_logloss": loss})
         if progress:
-            progress(f"cv {cfg.to_dict()} logloss={loss:.4f} ({time.perf_counter() - t0:.1f}s)")
+            progress(f"cv {cfg.to_dict()} logloss={loss:.4f}")
     best = min(range(len(candidates)), key=lambda i: results[i]["cv_logloss"])  # type: ignore[arg-type,return-value]
-    return Selection(config=candidates[best], scores=results, oof=best_p)
+    if progress:
+        progress(f"selection took {time.perf_counter() - t0:.1f}s")
+    return Selection(config=candidates[best], scores=results, oof=preds[best])
+
+
+def replace_rates(
+    parts: QualityParts,
+    Y: np.ndarray,
+    labels: np.ndarray | None,
+    rows: np.ndarray,
+    classes: np.ndarray | None,
+    cfg: FitConfig,
+) -> QualityParts:
+    """``parts`` with the category rates recomputed for ``cfg.smoothing`` (cheap)."""
+    if labels is None or classes is None:
+        return parts
+    rates, overall = category_rates(Y, labels[rows], classes, cfg.smoothing)
+    return QualityParts(parts.w_lin, parts.b_lin, overall, rates)

@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--hash-bits", type=int, default=None, help="feature hash space (default 18)")
     p.add_argument("--folds", type=int, default=3, help="cross-validation folds for selection")
     p.add_argument("--alpha", type=float, nargs="+", default=None,
-                   help="L2 strengths to choose from (default: 3e-5 1e-4 3e-4)")
+                   help="L2 strengths to choose from (default: 1e-3 3e-3)")
     p.add_argument("--epochs", type=int, default=None, help="SGD passes (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-scorer", action="store_true", help="skip the response-quality scorer")
@@ -46,7 +46,12 @@ def run(args: argparse.Namespace) -> int:
     spec = FeatureSpec() if args.hash_bits is None else FeatureSpec(hash_bits=args.hash_bits)
     candidates = list(DEFAULT_CANDIDATES)
     if args.alpha:
-        candidates = [FitConfig(alpha=a) for a in args.alpha]
+        blends = {(c.category_weight, c.linear_weight) for c in DEFAULT_CANDIDATES}
+        candidates = [
+            FitConfig(alpha=a, category_weight=cw, linear_weight=lw)
+            for a in args.alpha
+            for cw, lw in sorted(blends)
+        ]
     if args.epochs:
         candidates = [replace(c, epochs=args.epochs) for c in candidates]
     candidates = [replace(c, seed=args.seed) for c in candidates]

@@ -123,3 +123,29 @@ def test_eval_errors_name_the_problem(tmp_path: Path, data_file: Path, capsys) -
     assert "'gpt-9' has no outcomes" in capsys.readouterr().err
     assert main(["eval", "--model", str(tmp_path / "none"), "--data", str(data_file)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_category_layer_is_learned_and_exported(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    words = {"math": "integral derivative matrix", "chat": "hello friend weather",
+             "code": "python function compile"}
+    weak_rate = {"math": 0.1, "chat": 0.9, "code": 0.5}
+    rows = []
+    for i in range(90):
+        cat = list(words)[i % 3]
+        rows.append({
+            "prompt": f"{words[cat]} question {rng.integers(10000)}",
+            "outcomes": {"big": 1.0, "small": float(rng.random() < weak_rate[cat])},
+            "category": cat,
+        })
+    data = tmp_path / "cats.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "model"
+    assert _train(data, out, "--no-scorer") == 0
+    qm = QualityModel.load(out)
+    assert qm.card["architecture"]["kind"] == "linear+category"
+    assert qm.card["architecture"]["categories"] == ["chat", "code", "math"]
+    meta_math = ("task_type=math",)
+    p_math = qm.predict("integral derivative matrix question 5", meta_math)
+    p_chat = qm.predict("hello friend weather question 5", ("task_type=chat",))
+    assert p_math[1] < p_chat[1]

@@ -2,9 +2,9 @@
 """Compiled feature extractor; ``_features_ref.py`` defines the output and the tests compare them.
 
 Code points are read straight from the ``str`` buffer (never encoded, so lone surrogates and NUL
-bytes are ordinary code points).  Hashed n-gram counts go into an open-addressing table kept
-between calls (the GIL is held throughout and no Python code runs while it is in use), the
-unique indices are radix-sorted, and all arithmetic follows the reference in the same order.
+bytes are ordinary code points).  Hashed indices are collected in a buffer kept between calls
+(the GIL is held throughout and no Python code runs while it is in use), radix-sorted and
+run-length counted; all float arithmetic follows the reference in the same order.
 """
 
 from cpython.unicode cimport (
@@ -16,9 +16,9 @@ from cpython.unicode cimport (
     Py_UNICODE_ISSPACE,
 )
 from libc.math cimport log, log1p, sqrt
-from libc.stdint cimport int32_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memset
+from libc.stdint cimport int32_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memmove, memset
 
 cimport numpy as cnp
 
@@ -33,9 +33,10 @@ DEF MAX_KW_LEN = 16
 DEF MAX_PHRASES = 16
 DEF MAX_RANGES = 32
 DEF STACK_CHARS = 4100
+DEF MAX_PENDING = 65000   # counts per drain (+ <= 8 per step < 65536: uint16 never overflows)
 
-cdef extern from "Python.h":
-    int PyUnicode_READY(object o) except -1
+cdef extern from *:
+    int __builtin_ctzll(unsigned long long x) nogil
 
 cdef uint32_t M_FNV_OFFSET = fs.FNV_OFFSET
 cdef uint32_t M_FNV_PRIME = fs.FNV_PRIME
@@ -115,6 +116,11 @@ cdef inline uint32_t fmix32(uint32_t h) noexcept:
     h *= 0xC2B2AE35U
     h ^= h >> 16
     return h
+
+
+cdef inline uint32_t mix32(uint32_t h) noexcept:
+    # one xorshift-multiply: the index takes the high bits of h * range, which it mixes well
+    return (h ^ (h >> 16)) * 0x7FEB352DU
 
 
 cdef inline uint32_t kind_seed(uint32_t base, uint32_t kind) noexcept:
@@ -201,39 +207,64 @@ cdef struct Params:
 
 
 cdef struct Scratch:
-    uint64_t *table    # slot -> (hashed index << 32 | count), 0: empty
-    uint32_t *uniq     # slots in insertion order
-    uint64_t *pairs    # (index << 32 | count), sorted
-    uint64_t *tmp
-    Py_ssize_t cap     # allocated slots
+    uint16_t *counts   # [2**bits] count per hashed index; all zero between calls
+    uint64_t *seen     # [2**bits / 64] bit per index with a nonzero count
+    uint64_t *summary  # [2**bits / 4096] bit per nonzero word of ``seen``
+    int bits           # allocated for indices < 2**bits (0: nothing allocated)
+    uint64_t *pairs    # sorted (index << 32 | count) so far
+    uint64_t *pairs2   # pairs of the last drain before merging; later the float64 weights
+    Py_ssize_t pairs_cap
 
 
-cdef Scratch scratch = Scratch(NULL, NULL, NULL, NULL, 0)
+cdef Scratch scratch = Scratch(NULL, NULL, NULL, 0, NULL, NULL, 0)
 cdef bint scratch_busy = False
 cdef object _last_spec = None
 cdef Params _last_params
 
 
 cdef void free_scratch(Scratch *sc) noexcept:
-    free(sc.table); free(sc.uniq); free(sc.pairs); free(sc.tmp)
-    sc.table = sc.pairs = sc.tmp = NULL
-    sc.uniq = NULL
-    sc.cap = 0
+    free(sc.counts); free(sc.seen); free(sc.summary); free(sc.pairs); free(sc.pairs2)
+    sc.counts = NULL
+    sc.seen = sc.summary = sc.pairs = sc.pairs2 = NULL
+    sc.bits = 0
+    sc.pairs_cap = 0
 
 
-cdef int ensure_scratch(Scratch *sc, Py_ssize_t cap) except -1:
-    if cap <= sc.cap:
+cdef int ensure_counts(Scratch *sc, int bits) except -1:
+    """Zeroed count arrays for indices < 2**bits (kept, and only grown, between calls)."""
+    if bits <= sc.bits:
         return 0
-    free_scratch(sc)
-    sc.table = <uint64_t *>malloc(cap * sizeof(uint64_t))
-    sc.uniq = <uint32_t *>malloc(cap * sizeof(uint32_t))
-    sc.pairs = <uint64_t *>malloc(cap * sizeof(uint64_t))
-    sc.tmp = <uint64_t *>malloc(cap * sizeof(uint64_t))
-    if not (sc.table and sc.uniq and sc.pairs and sc.tmp):
-        free_scratch(sc)
+    free(sc.counts); free(sc.seen); free(sc.summary)
+    sc.counts = <uint16_t *>calloc(<size_t>1 << bits, sizeof(uint16_t))
+    sc.seen = <uint64_t *>calloc(<size_t>1 << (bits - 6), sizeof(uint64_t))
+    sc.summary = <uint64_t *>calloc(max(<size_t>1 << (bits - 6) >> 6, 1), sizeof(uint64_t))
+    if sc.counts == NULL or sc.seen == NULL or sc.summary == NULL:
+        free(sc.counts); free(sc.seen); free(sc.summary)
+        sc.counts = NULL
+        sc.seen = sc.summary = NULL
+        sc.bits = 0
         raise MemoryError()
-    memset(sc.table, 0, cap * sizeof(uint64_t))
-    sc.cap = cap
+    sc.bits = bits
+    return 0
+
+
+cdef int ensure_pairs(Scratch *sc, Py_ssize_t need) except -1:
+    """Make room for ``need`` pairs, keeping the ones in ``sc.pairs``."""
+    cdef Py_ssize_t cap = sc.pairs_cap
+    cdef uint64_t *grown
+    if need <= cap:
+        return 0
+    cap = max(need, 2 * cap, 1024)
+    grown = <uint64_t *>realloc(sc.pairs, cap * sizeof(uint64_t))
+    if grown == NULL:
+        raise MemoryError()
+    sc.pairs = grown
+    free(sc.pairs2)
+    sc.pairs2 = <uint64_t *>malloc(cap * sizeof(uint64_t))
+    if sc.pairs2 == NULL:
+        sc.pairs_cap = 0
+        raise MemoryError()
+    sc.pairs_cap = cap
     return 0
 
 
@@ -466,10 +497,10 @@ cdef inline int keyword_id(uint32_t hu, Py_ssize_t wlen, int kind, const void *d
 cdef inline void finish_word(WordAcc *a, uint32_t hw, uint32_t hu, Py_ssize_t wlen, int kind,
                              const void *d, Py_ssize_t start) noexcept:
     cdef int kid, sig, ph, m
-    a.wf[a.nwf] = fmix32(hw)
+    a.wf[a.nwf] = mix32(hw)
     a.nwf += 1
     if a.nw > 0:
-        a.wf[a.nwf] = fmix32((a.prev_hw * M_FNV_PRIME) ^ hw ^ a.bigram_seed)
+        a.wf[a.nwf] = mix32((a.prev_hw * M_FNV_PRIME) ^ hw ^ a.bigram_seed)
         a.nwf += 1
     a.prev_hw = hw
     kid = keyword_id(hu, wlen, kind, d, start)
@@ -538,52 +569,159 @@ cdef Py_ssize_t scan_truncated(str low, uint32_t base, uint32_t *P, WordAcc *a) 
     return pn
 
 
-cdef inline void add_index(Scratch *sc, Py_ssize_t *nu, uint32_t mask, uint32_t idx) noexcept:
-    cdef uint32_t slot = idx & mask
-    cdef uint64_t v
-    while True:
-        v = sc.table[slot]
-        if (v >> 32) == idx:
-            sc.table[slot] = v + 1
-            return
-        if v == 0:
-            sc.table[slot] = (<uint64_t>idx << 32) | 1
-            sc.uniq[nu[0]] = slot
-            nu[0] += 1
-            return
-        slot = (slot + 1) & mask
-
-
-cdef void radix_sort(uint64_t *a, uint64_t *tmp, Py_ssize_t n, int hash_bits) noexcept:
-    """Sort (index << 32 | count) by index, two LSD passes; the result ends in ``a``."""
+cdef void insertion_sort(uint32_t *a, Py_ssize_t n) noexcept:
     cdef Py_ssize_t i, j
-    cdef uint64_t x
-    cdef int bits = (hash_bits + 1) // 2, shift, pass_
-    cdef uint32_t bmask = (1U << bits) - 1, b, total, t
-    cdef uint32_t hist[4096]
-    cdef uint64_t *src = a
-    cdef uint64_t *dst = tmp
-    cdef uint64_t *swap
+    cdef uint32_t x
+    for i in range(1, n):
+        x = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > x:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = x
+
+
+cdef Py_ssize_t sort_count(uint32_t *a, uint32_t *tmp, Py_ssize_t n, int hash_bits,
+                           uint64_t *out) noexcept:
+    """Sort ``n`` indices (< 2**hash_bits; two LSD radix passes) and write (index << 32 | count)."""
+    cdef Py_ssize_t i, nu = 0
+    cdef int bits = (hash_bits + 1) // 2
+    cdef uint32_t m = (1U << bits) - 1, b, t, t0 = 0, t1 = 0, x
+    cdef uint32_t h0[4096]
+    cdef uint32_t h1[4096]
     if n < 64:
         insertion_sort(a, n)
-        return
-    for pass_ in range(2):
-        shift = 32 + pass_ * bits
-        memset(hist, 0, (bmask + 1) * sizeof(uint32_t))
+    else:
+        memset(h0, 0, (m + 1) * sizeof(uint32_t))
+        memset(h1, 0, (m + 1) * sizeof(uint32_t))
         for i in range(n):
-            hist[(src[i] >> shift) & bmask] += 1
-        total = 0
-        for b in range(bmask + 1):
-            t = hist[b]
-            hist[b] = total
-            total += t
+            h0[a[i] & m] += 1
+            h1[a[i] >> bits] += 1
+        for b in range(m + 1):
+            t = h0[b]
+            h0[b] = t0
+            t0 += t
+            t = h1[b]
+            h1[b] = t1
+            t1 += t
         for i in range(n):
-            b = (src[i] >> shift) & bmask
-            dst[hist[b]] = src[i]
-            hist[b] += 1
-        swap = src
-        src = dst
-        dst = swap
+            x = a[i]
+            tmp[h0[x & m]] = x
+            h0[x & m] += 1
+        for i in range(n):
+            x = tmp[i]
+            a[h1[x >> bits]] = x
+            h1[x >> bits] += 1
+    for i in range(n):
+        if nu > 0 and (out[nu - 1] >> 32) == a[i]:
+            out[nu - 1] += 1
+        else:
+            out[nu] = (<uint64_t>a[i] << 32) | 1
+            nu += 1
+    return nu
+
+
+cdef struct Counter:
+    Scratch *sc
+    Py_ssize_t pending  # indices counted since the last drain
+    Py_ssize_t nu       # sorted pairs in sc.pairs
+    int hash_bits
+
+
+cdef void count_ngrams(Scratch *sc, const uint32_t *P, Py_ssize_t start, Py_ssize_t stop,
+                       Py_ssize_t pn, const Params *p, uint32_t seed) noexcept:
+    """Count the character n-grams starting at ``P[start:stop]`` (branch-free counting)."""
+    cdef uint16_t *counts = sc.counts
+    cdef uint64_t *seen = sc.seen
+    cdef uint64_t *summary = sc.summary
+    cdef uint32_t n_dense = p.n_dense, range_size = p.range_size, h, idx
+    cdef int nmin = p.ngram_min, nmax = p.ngram_max, k, end
+    cdef Py_ssize_t i
+    cdef const uint32_t *q
+    for i in range(start, stop):
+        q = P + i
+        # every n-gram length fits, except near the end of the text
+        end = nmax if pn - i >= nmax else <int>(pn - i)
+        h = seed
+        for k in range(nmin - 1):
+            h = (h ^ q[k]) * M_FNV_PRIME
+        for k in range(nmin - 1, end):
+            h = (h ^ q[k]) * M_FNV_PRIME
+            idx = n_dense + <uint32_t>((<uint64_t>((h ^ (h >> 16)) * 0x7FEB352DU) * range_size) >> 32)
+            counts[idx] += 1
+            seen[idx >> 6] |= (<uint64_t>1) << (idx & 63)
+            summary[idx >> 12] |= (<uint64_t>1) << ((idx >> 6) & 63)
+
+
+cdef void count_hashes(Scratch *sc, const uint32_t *hashes, Py_ssize_t n,
+                       const Params *p) noexcept:
+    """Count already finalised hashes (words and word pairs)."""
+    cdef Py_ssize_t i
+    cdef uint32_t idx
+    for i in range(n):
+        idx = to_index(hashes[i], p)
+        sc.counts[idx] += 1
+        sc.seen[idx >> 6] |= (<uint64_t>1) << (idx & 63)
+        sc.summary[idx >> 12] |= (<uint64_t>1) << ((idx >> 6) & 63)
+
+
+cdef Py_ssize_t collect(Scratch *sc, int hash_bits, uint64_t *out) noexcept:
+    """Write the nonzero counts as sorted (index << 32 | count) and zero them."""
+    cdef Py_ssize_t n_summary = max((<Py_ssize_t>1 << hash_bits) >> 12, 1), s, k = 0
+    cdef uint64_t sw, bw
+    cdef uint32_t w, idx
+    for s in range(n_summary):
+        sw = sc.summary[s]
+        sc.summary[s] = 0
+        while sw:
+            w = <uint32_t>(s * 64 + __builtin_ctzll(sw))
+            sw &= sw - 1
+            bw = sc.seen[w]
+            sc.seen[w] = 0
+            while bw:
+                idx = w * 64 + <uint32_t>__builtin_ctzll(bw)
+                bw &= bw - 1
+                out[k] = (<uint64_t>idx << 32) | sc.counts[idx]
+                sc.counts[idx] = 0
+                k += 1
+    return k
+
+
+cdef int drain(Counter *c) except -1:
+    """Move the counts into the sorted pairs, summing counts of equal indices."""
+    cdef Scratch *sc = c.sc
+    cdef Py_ssize_t k, i, j, w
+    cdef uint64_t x, y
+    if c.pending == 0:
+        return 0
+    ensure_pairs(sc, c.nu + c.pending)
+    c.pending = 0
+    if c.nu == 0:
+        c.nu = collect(sc, c.hash_bits, sc.pairs)
+        return 0
+    k = collect(sc, c.hash_bits, sc.pairs2)
+    # merge from the back into sc.pairs, then close the gap left by equal indices
+    i = c.nu - 1
+    j = k - 1
+    w = c.nu + k - 1
+    while j >= 0:
+        x = sc.pairs[i] >> 32 if i >= 0 else 0
+        y = sc.pairs2[j] >> 32
+        if i >= 0 and x > y:
+            sc.pairs[w] = sc.pairs[i]
+            i -= 1
+        elif i >= 0 and x == y:
+            sc.pairs[w] = sc.pairs[i] + (sc.pairs2[j] & 0xFFFFFFFFU)
+            i -= 1
+            j -= 1
+        else:
+            sc.pairs[w] = sc.pairs2[j]
+            j -= 1
+        w -= 1
+    if w > i:  # the old pairs left of the merge are in place at [0, i]
+        memmove(&sc.pairs[i + 1], &sc.pairs[w + 1], (c.nu + k - 1 - w) * sizeof(uint64_t))
+    c.nu = i + 1 + (c.nu + k - 1 - w)
+    return 0
 
 
 cdef Py_ssize_t hashed_text(str low, const Params *p, uint32_t base, WordAcc *a,
@@ -594,10 +732,9 @@ cdef Py_ssize_t hashed_text(str low, const Params *p, uint32_t base, WordAcc *a,
     cdef uint32_t stack_wf[STACK_CHARS]
     cdef uint32_t *P = stack_p
     cdef uint32_t *wf = stack_wf
-    cdef Py_ssize_t pn, i, items, cap, nu = 0
-    cdef int n, k
-    cdef uint32_t h, mask, slot
+    cdef Py_ssize_t pn, i, end, step
     cdef uint32_t char_seed = kind_seed(base, KIND_CHAR)
+    cdef Counter c = Counter(sc, 0, 0, p.hash_bits)
     if L + 2 > STACK_CHARS:
         P = <uint32_t *>malloc((L + 2) * sizeof(uint32_t))
         wf = <uint32_t *>malloc((L + 2) * sizeof(uint32_t))
@@ -605,40 +742,27 @@ cdef Py_ssize_t hashed_text(str low, const Params *p, uint32_t base, WordAcc *a,
             free(P); free(wf)
             raise MemoryError()
     try:
+        ensure_counts(sc, p.hash_bits)
         a.wf = wf
         pn = scan_truncated(low, base, P, a)
-        items = a.nwf
-        for n in range(p.ngram_min, p.ngram_max + 1):
-            if pn >= n:
-                items += pn - n + 1
-        cap = 64
-        while cap < 2 * items:
-            cap *= 2
-        if cap > (<Py_ssize_t>1 << p.hash_bits):
-            cap = <Py_ssize_t>1 << p.hash_bits
-        ensure_scratch(sc, cap)
-        mask = <uint32_t>(cap - 1)
-        for i in range(pn - p.ngram_min + 1):
-            h = char_seed
-            for k in range(p.ngram_max):
-                if i + k >= pn:
-                    break
-                h = (h ^ P[i + k]) * M_FNV_PRIME
-                if k + 1 >= p.ngram_min:
-                    add_index(sc, &nu, mask, to_index(fmix32(h), p))
-        for i in range(a.nwf):
-            add_index(sc, &nu, mask, to_index(wf[i], p))
+        # drain at least every MAX_PENDING counts: uint16 counts never overflow
+        step = MAX_PENDING // (p.ngram_max - p.ngram_min + 1)
+        for i in range(0, pn - p.ngram_min + 1, step):
+            end = min(i + step, pn - p.ngram_min + 1)
+            count_ngrams(sc, P, i, end, pn, p, char_seed)
+            c.pending += (end - i) * (p.ngram_max - p.ngram_min + 1)
+            drain(&c)
+        for i in range(0, a.nwf, MAX_PENDING):
+            end = min(i + MAX_PENDING, a.nwf)
+            count_hashes(sc, wf + i, end - i, p)
+            c.pending += end - i
+            drain(&c)
     finally:
         if P != stack_p:
             free(P)
             free(wf)
         a.wf = NULL
-    for i in range(nu):
-        slot = sc.uniq[i]
-        sc.pairs[i] = sc.table[slot]
-        sc.table[slot] = 0
-    radix_sort(sc.pairs, sc.tmp, nu, p.hash_bits)
-    return nu
+    return c.nu
 
 
 # --- meta tokens and output ------------------------------------------------------------------
@@ -676,6 +800,7 @@ def extract(text, spec, meta=(), namespace=0):
     cdef Scratch local
     cdef Scratch *sc
     cdef uint64_t *mpairs = NULL
+    cdef uint32_t *midx
     cdef Py_ssize_t n_text, nm, nu, i, j, k, n_out, nd
     cdef bint truncated
     cdef double sq, norm, w
@@ -706,26 +831,18 @@ def extract(text, spec, meta=(), namespace=0):
 
     nm = len(meta_t)
     if nm:
-        mpairs = <uint64_t *>malloc(nm * sizeof(uint64_t))
+        mpairs = <uint64_t *>malloc(2 * nm * sizeof(uint64_t))  # pairs, then 2 x nm uint32
         if mpairs == NULL:
             raise MemoryError()
     try:
         meta_seed = kind_seed(base, KIND_META)
+        midx = <uint32_t *>(mpairs + nm)
         for i in range(nm):
-            x = to_index(fmix32(hash_str(exact_str(meta_t[i]), meta_seed)), &p)
-            mpairs[i] = (<uint64_t>x << 32) | 1
-        sort_meta(mpairs, nm, p.hash_bits)
-        j = 0
-        for i in range(nm):  # merge duplicates: (index << 32 | count)
-            if j > 0 and (mpairs[j - 1] >> 32) == (mpairs[i] >> 32):
-                mpairs[j - 1] += 1
-            else:
-                mpairs[j] = mpairs[i]
-                j += 1
-        nm = j
+            midx[i] = to_index(mix32(hash_str(exact_str(meta_t[i]), meta_seed)), &p)
+        nm = sort_count(midx, midx + nm, nm, p.hash_bits, mpairs)
 
         if scratch_busy:
-            local = Scratch(NULL, NULL, NULL, NULL, 0)
+            local = Scratch(NULL, NULL, NULL, 0, NULL, NULL, 0)
             sc = &local
         else:
             sc = &scratch
@@ -738,7 +855,7 @@ def extract(text, spec, meta=(), namespace=0):
             for i in range(nu):
                 c = sc.pairs[i] & 0xFFFFFFFFU
                 w = 1.0 if c == 1 else 1.0 + log(<double>c)
-                (<double *>sc.tmp)[i] = w
+                (<double *>sc.pairs2)[i] = w
                 sq += w * w
             norm = sqrt(sq)
             nd = 0
@@ -764,7 +881,7 @@ def extract(text, spec, meta=(), namespace=0):
                 mi = <uint32_t>(mpairs[j] >> 32) if j < nm else 0xFFFFFFFFU
                 if ti < mi:
                     oi[k] = <int32_t>ti
-                    ov[k] = <float>((<double *>sc.tmp)[i] / norm + 0.0)
+                    ov[k] = <float>((<double *>sc.pairs2)[i] / norm + 0.0)
                     i += 1
                 elif mi < ti:
                     oi[k] = <int32_t>mi
@@ -772,7 +889,7 @@ def extract(text, spec, meta=(), namespace=0):
                     j += 1
                 else:
                     oi[k] = <int32_t>ti
-                    ov[k] = <float>((<double *>sc.tmp)[i] / norm + <double>(mpairs[j] & 0xFFFFFFFFU))
+                    ov[k] = <float>((<double *>sc.pairs2)[i] / norm + <double>(mpairs[j] & 0xFFFFFFFFU))
                     i += 1
                     j += 1
                 k += 1
@@ -794,30 +911,6 @@ cdef void keyword_signals(WordAcc *a, bint truncated, double *dense) noexcept:
     dense[S_FIRST_WORD_QUESTION] = 1.0 if a.first_question else 0.0
     dense[S_LOG_TRUNC_WORDS] = lg(<double>a.nw, 10.0)
     dense[S_TRUNCATED] = 1.0 if truncated else 0.0
-
-
-cdef void sort_meta(uint64_t *a, Py_ssize_t n, int hash_bits) noexcept:
-    """Sort meta pairs by index (insertion sort, or radix sort when there are many)."""
-    cdef uint64_t *tmp = NULL
-    if n >= 64:
-        tmp = <uint64_t *>malloc(n * sizeof(uint64_t))
-    if tmp != NULL or n < 64:
-        radix_sort(a, tmp, n, hash_bits)
-        free(tmp)
-    else:  # out of memory: insertion sort, slow but correct
-        insertion_sort(a, n)
-
-
-cdef void insertion_sort(uint64_t *a, Py_ssize_t n) noexcept:
-    cdef Py_ssize_t i, j
-    cdef uint64_t x
-    for i in range(1, n):
-        x = a[i]
-        j = i - 1
-        while j >= 0 and (a[j] >> 32) > (x >> 32):
-            a[j + 1] = a[j]
-            j -= 1
-        a[j + 1] = x
 
 
 cdef Py_ssize_t union_size(const uint64_t *a, Py_ssize_t na, const uint64_t *b,

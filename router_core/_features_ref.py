@@ -7,8 +7,9 @@ Definitions (shared with the compiled extractor):
 - full text ``T``: the dense length, punctuation and script signals.
 - ``low = T[:max_chars].lower()``; words are maximal runs of ``str.isalnum`` characters of
   ``low``; character n-grams run over ``" " + " ".join(low.split()) + " "``.
-- hashes: FNV-1a over code points (uint32), finalised with murmur3's fmix32; index
-  ``n_dense + (h * (2**hash_bits - n_dense) >> 32)``.
+- hashes: FNV-1a over code points (uint32) from a per-kind seed (murmur3's fmix32 of the spec
+  seed, namespace and kind), finalised with one xorshift-multiply ``m``; index
+  ``n_dense + (m * (2**hash_bits - n_dense) >> 32)``.
 - hashed text counts ``c`` -> ``1 + log(c)``, L2-normalised (sum in ascending index order),
   then meta-token counts added unnormalised.  Everything in float64, cast to float32 at the end.
 """
@@ -48,6 +49,10 @@ def _fnv(h: int, s: str) -> int:
     for ch in s:
         h = ((h ^ ord(ch)) * fs.FNV_PRIME) & fs.M32
     return h
+
+
+def _mix(h: int) -> int:
+    return ((h ^ (h >> 16)) * 0x7FEB352D) & fs.M32
 
 
 def _kind_seed(base: int, kind: int) -> int:
@@ -143,7 +148,7 @@ def _hashed_counts(low: str, words: list[str], spec: FeatureSpec, base: int) -> 
     counts: dict[int, int] = {}
 
     def add(h: int) -> None:
-        idx = _index(_fmix32(h), spec)
+        idx = _index(_mix(h), spec)
         counts[idx] = counts.get(idx, 0) + 1
 
     padded = " " + " ".join(low.split()) + " "
@@ -186,7 +191,7 @@ def extract_features(
     meta_counts: dict[int, int] = {}
     meta_seed = _kind_seed(base, fs.KIND_META)
     for token in meta:
-        idx = _index(_fmix32(_fnv(meta_seed, token)), spec)
+        idx = _index(_mix(_fnv(meta_seed, token)), spec)
         meta_counts[idx] = meta_counts.get(idx, 0) + 1
 
     weights = {idx: 1.0 + math.log(c) for idx, c in text_counts.items()}

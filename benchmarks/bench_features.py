@@ -20,17 +20,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import DATA, machine, percentiles_us, write_result  # noqa: E402
+from _common import DATA, machine, percentiles_us, write_result
 
-from router_core import FeatureSpec, extract_features  # noqa: E402
-from router_core._features_ref import extract_features as extract_reference  # noqa: E402
+from router_core import FeatureSpec, extract_features
+from router_core._features_ref import extract_features as extract_reference
 
-_WORDS = (
+_WORD_TEXT = (
     "the of and to in is that for it as with was on be by this are or from at which an have "
     "not can but all would there their what so up out if about who get when make like time "
     "explain prove derive calculate function python code write step number value table model "
     "question answer because between through during without following example result reason"
-).split()
+)
+_WORDS = _WORD_TEXT.split()
 
 
 def english(chars: int, count: int, seed: int) -> list[str]:
@@ -108,12 +109,16 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     path = write_result(args.out, result)
 
     m = result["machine"]
-    print(f"extract_features, FeatureSpec() defaults; {m['cpu_model']}, nproc={m['nproc']}, "
-          f"load {m['loadavg_at_start'][0]:.1f}")
+    print(
+        f"extract_features, FeatureSpec() defaults; {m['cpu_model']}, nproc={m['nproc']}, "
+        f"load {m['loadavg_at_start'][0]:.1f}"
+    )
     print(f"{'input':<24}{'p50 us':>10}{'p90 us':>10}{'p99 us':>10}{'mean us':>10}{'calls':>8}")
     for name, r in rows.items():
-        print(f"{name:<24}{r['p50_us']:>10.1f}{r['p90_us']:>10.1f}{r['p99_us']:>10.1f}"
-              f"{r['mean_us']:>10.1f}{r['n']:>8}")
+        print(
+            f"{name:<24}{r['p50_us']:>10.1f}{r['p90_us']:>10.1f}{r['p99_us']:>10.1f}"
+            f"{r['mean_us']:>10.1f}{r['n']:>8}"
+        )
     print(f"written to {path}")
     return result
 

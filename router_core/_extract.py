@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from router_core._feature_spec import FeatureSpec
-
 from router_core._features import extract as _extract
 
 __all__ = ["extract_features"]

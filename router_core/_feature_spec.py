@@ -72,9 +72,7 @@ class FeatureSpec:
         if not 1 <= self.max_chars <= 1 << 26:
             raise ModelError("feature spec max_chars must be in [1, 2**26].")
         if not N_SIGNALS <= self.n_dense <= (1 << self.hash_bits) // 2:
-            raise ModelError(
-                f"feature spec n_dense must be in [{N_SIGNALS}, 2**hash_bits / 2]."
-            )
+            raise ModelError(f"feature spec n_dense must be in [{N_SIGNALS}, 2**hash_bits / 2].")
 
     def to_dict(self) -> dict[str, int]:
         """Return the spec as a JSON-ready dict (the ``feature_spec`` of a model card)."""
@@ -177,18 +175,24 @@ for _signal, _words in (
     (S_KW_CALC, "calculate compute solve evaluate simplify integrate differentiate"),
     (
         S_KW_MATH,
-        "sqrt frac integral derivative equation equations matrix polynomial probability "
-        "sum cdot mod log sin cos",
+        (
+            "sqrt frac integral derivative equation equations matrix polynomial probability "
+            "sum cdot mod log sin cos"
+        ),
     ),
     (
         S_KW_CODE_SYNTAX,
-        "def class import return const var let public static void include lambda async "
-        "await elif fn struct self null",
+        (
+            "def class import return const var let public static void include lambda async "
+            "await elif fn struct self null"
+        ),
     ),
     (
         S_KW_PROGRAMMING,
-        "code function program script python javascript java rust typescript sql bash html "
-        "css regex api json bug debug implement algorithm compile",
+        (
+            "code function program script python javascript java rust typescript sql bash html "
+            "css regex api json bug debug implement algorithm compile"
+        ),
     ),
     (S_KW_TRANSLATE, "translate translation translated"),
     (S_KW_SUMMARIZE, "summarize summarise summary tldr summarization"),
@@ -213,9 +217,8 @@ PHRASES: tuple[tuple[tuple[str, ...], int], ...] = (
 )
 
 #: First words that make the prompt a question.
-QUESTION_STARTERS = frozenset(
-    "what why how who when where which is are can could would should do does did will".split()
-)
+_STARTERS = "what why how who when where which is are can could would should do does did will"
+QUESTION_STARTERS = frozenset(_STARTERS.split())
 for _phrase, _ in PHRASES:
     for _word in _phrase:
         KEYWORDS.setdefault(_word, NO_SIGNAL)

@@ -14,6 +14,7 @@ from router_core.errors import InvalidRequest
 
 # Pieces that hit every branch of the extractor: keywords and phrases, list markers at line
 # starts, fences, URLs, digit-operator-digit, scripts, whitespace kinds, case-changing letters.
+# fmt: off
 _PIECES = [
     "prove", "Step", " by ", "step", "write a function", "How many", "how much", "what", "Why",
     "def", "class", "sqrt", "\\frac", "```", "``", "`", "http://", "https://", "http:/", "://",
@@ -23,6 +24,7 @@ _PIECES = [
     "\u0639\u0631", "\u03a3", "\u0130", "\u00df", "\ufb03", "\u0939", "\u05d0", "\u0e01", "\u00e9",
     "_", "#", "$", ";", "{", "}", "(", ")", "[", "]", "<", ">", "=", "\x7f", "\x9f", "\u1e9e",
 ]
+# fmt: on
 
 _chars = st.one_of(
     st.characters(exclude_categories=()),
@@ -51,7 +53,9 @@ def specs(draw: st.DrawFn) -> FeatureSpec:
     )
 
 
-def assert_same(text: str, spec: FeatureSpec, meta: tuple[str, ...] = (), namespace: int = 0) -> None:
+def assert_same(
+    text: str, spec: FeatureSpec, meta: tuple[str, ...] = (), namespace: int = 0
+) -> None:
     ci, cv = extract_compiled(text, spec, meta, namespace)
     ri, rv = extract_ref(text, spec, meta, namespace)
     assert ci.dtype == np.int32 and ri.dtype == np.int32

@@ -4,12 +4,12 @@ Graph (built with ``onnx.helper``; the weight matrices are never multiplied by a
 2**hash_bits-wide input)::
 
     indices int64 [N], values float32 [N]
-    lin = values[None, :] @ Gather(W_lin, indices) + b_lin            # [1, M]
-    hid = act(values[None, :] @ Gather(W_hid, indices [mod K]) + b_hid) # [1, H]
-    quality = Reshape(Sigmoid(lin + hid @ W_out), [M])
+    lin = values @ Gather(W_lin, indices) + b_lin                 # [M]
+    hid = act(values @ Gather(W_hid, indices [mod K]) + b_hid)   # [H]
+    quality = Sigmoid(lin + hid @ W_out)                          # [M]
 
-``act`` is Relu (a hidden layer) or "ovr" (sigmoids normalised to sum 1: the posteriors of
-a one-vs-rest category classifier whose table is indexed by ``indices mod K``). Without a
+``act`` is Relu (a hidden layer), Softmax (the posteriors of the category classifier, whose
+table is indexed by ``indices mod K``) or "ovr" (sigmoids normalised to sum 1). Without a
 hidden table it is a linear model. Weight tables may be stored as float16 (then cast to
 float32 after the Gather) to keep the model directory small. Duplicate indices simply add,
 which the response scorer relies on (prompt and response features are concatenated).
@@ -46,7 +46,7 @@ class LinearHiddenWeights:
     w_hid: np.ndarray | None = None
     b_hid: np.ndarray | None = None
     w_out: np.ndarray | None = None
-    activation: str = "relu"  # or "ovr": sigmoids normalised to sum 1 (category posteriors)
+    activation: str = "relu"  # "softmax" (category posteriors) or "ovr" (normalised sigmoids)
     hidden_mod: int = 0  # >0: the hidden table is indexed by ``indices mod hidden_mod``
 
     @property
@@ -59,7 +59,10 @@ class LinearHiddenWeights:
         if self.w_hid is not None and self.w_out is not None and self.b_hid is not None:
             rows = indices % self.hidden_mod if self.hidden_mod else indices
             h = (self.w_hid[rows].astype(np.float32) * values[:, None]).sum(0) + self.b_hid
-            if self.activation == "ovr":
+            if self.activation == "softmax":
+                e = np.exp(h.astype(np.float64) - h.max())
+                h = (e / e.sum()).astype(np.float32)
+            elif self.activation == "ovr":
                 h = 1.0 / (1.0 + np.exp(-h.astype(np.float64)))
                 h = (h / h.sum()).astype(np.float32)
             else:
@@ -71,9 +74,9 @@ class LinearHiddenWeights:
 def _bag(
     helper: Any, nodes: list[Any], table: str, dtype: np.dtype[Any], out: str, idx: str = "indices"
 ) -> None:
-    """Append nodes computing ``values_row @ table[idx]`` ([1, K]) into ``out``.
+    """Append nodes computing ``values @ table[idx]`` ([K]) into ``out``.
 
-    A MatMul of the [1, N] values row with the gathered [N, K] rows is several times faster in
+    A (1-D) MatMul of the [N] values with the gathered [N, K] rows is several times faster in
     onnxruntime than Mul + ReduceSum over axis 0.
     """
     nodes.append(helper.make_node("Gather", [table, idx], [f"{out}_rows"], axis=0))
@@ -81,7 +84,7 @@ def _bag(
     if dtype != np.float32:
         nodes.append(helper.make_node("Cast", [rows], [f"{out}_rows32"], to=1))
         rows = f"{out}_rows32"
-    nodes.append(helper.make_node("MatMul", ["values_row", rows], [out]))
+    nodes.append(helper.make_node("MatMul", ["values", rows], [out]))
 
 
 def build_classifier_graph(
@@ -105,9 +108,8 @@ def build_classifier_graph(
         numpy_helper.from_array(np.asarray(weights.b_lin, np.float32).reshape(m), "b_lin"),
         numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"),
         numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
-        numpy_helper.from_array(np.array([m], dtype=np.int64), "out_shape"),
     ]
-    nodes = [helper.make_node("Unsqueeze", ["values", "axis0"], ["values_row"])]
+    nodes: list[Any] = []
     _bag(helper, nodes, "W_lin", dtype, "lin_sum")
     nodes.append(helper.make_node("Add", ["lin_sum", "b_lin"], ["lin"]))
     logits = "lin"
@@ -127,10 +129,12 @@ def build_classifier_graph(
             idx = "hid_idx"
         _bag(helper, nodes, "W_hid", dtype, "hid_sum", idx)
         nodes.append(helper.make_node("Add", ["hid_sum", "b_hid"], ["hid_pre"]))
-        if weights.activation == "ovr":
+        if weights.activation == "softmax":
+            nodes.append(helper.make_node("Softmax", ["hid_pre"], ["hid"], axis=-1))
+        elif weights.activation == "ovr":
             nodes += [
                 helper.make_node("Sigmoid", ["hid_pre"], ["hid_sig"]),
-                helper.make_node("ReduceSum", ["hid_sig", "axis1"], ["hid_total"], keepdims=1),
+                helper.make_node("ReduceSum", ["hid_sig", "axis0"], ["hid_total"], keepdims=1),
                 helper.make_node("Div", ["hid_sig", "hid_total"], ["hid"]),
             ]
         else:
@@ -140,10 +144,7 @@ def build_classifier_graph(
             helper.make_node("Add", ["lin", "hid_out"], ["logits"]),
         ]
         logits = "logits"
-    nodes += [
-        helper.make_node("Sigmoid", [logits], ["quality_row"]),
-        helper.make_node("Reshape", ["quality_row", "out_shape"], [output_name]),
-    ]
+    nodes.append(helper.make_node("Sigmoid", [logits], [output_name]))
     graph = helper.make_graph(
         nodes,
         "llm_router_quality",

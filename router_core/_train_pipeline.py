@@ -47,7 +47,7 @@ Progress = Callable[[str], None]
 
 DEFAULT_CANDIDATES: tuple[FitConfig, ...] = tuple(
     FitConfig(alpha=alpha, category_weight=a, linear_weight=b)
-    for alpha in (1e-3, 3e-3)
+    for alpha in (1e-3,)
     for a, b in ((1.0, 0.5), (1.0, 1.0), (1.0, 0.25), (0.75, 0.5), (1.25, 0.5), (0.0, 1.0))
 )
 SCORER_CONFIG = FitConfig(alpha=1e-4, category_weight=0.0, epochs=8)

@@ -113,7 +113,8 @@ def fold_columns(X: sp.csr_matrix, bits: int) -> sp.csr_matrix:
 class CategoryModel:
     """One-vs-rest logistic category classifier over folded features.
 
-    ``proba`` is sklearn's OvR ``predict_proba``: per-class sigmoids normalised to sum 1.
+    ``proba`` is the softmax of the per-class logits (one graph node, unlike sklearn's
+    normalised sigmoids); the blend weights are fitted on these same posteriors.
     """
 
     classes: np.ndarray
@@ -122,11 +123,13 @@ class CategoryModel:
     bits: int
 
     def proba(self, X: sp.csr_matrix) -> np.ndarray:
-        from scipy.special import expit
-
         z = np.asarray(fold_columns(X, self.bits) @ self.coef.T) + self.intercept
-        p = expit(z)
-        return np.asarray(p / p.sum(axis=1, keepdims=True), dtype=np.float32)
+        return np.asarray(_softmax(z), dtype=np.float32)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
 def fit_category(
@@ -263,7 +266,7 @@ def combine(
         w_hid=None if category is None else category.coef.T.copy(),
         b_hid=None if category is None else category.intercept,
         w_out=(a * parts.rates).astype(np.float32),
-        activation="ovr",
+        activation="softmax",
         hidden_mod=0 if category is None else 1 << category.bits,
     )
 
@@ -299,7 +302,9 @@ def predict_quality(
             assert weights.w_hid is not None and weights.b_hid is not None
             xh = fold_columns(X, int(np.log2(weights.hidden_mod))) if weights.hidden_mod else X
             h = np.asarray(xh @ weights.w_hid.astype(np.float32)) + weights.b_hid
-            if weights.activation == "ovr":
+            if weights.activation == "softmax":
+                h = _softmax(h)
+            elif weights.activation == "ovr":
                 h = expit(h)
                 h = h / h.sum(axis=1, keepdims=True)
             else:

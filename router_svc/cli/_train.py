@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--hash-bits", type=int, default=None, help="feature hash space (default 18)")
     p.add_argument("--folds", type=int, default=3, help="cross-validation folds for selection")
     p.add_argument("--alpha", type=float, nargs="+", default=None,
-                   help="L2 strengths to choose from (default: 1e-3 3e-3)")
+                   help="L2 strengths to choose from (default: 1e-3)")
     p.add_argument("--epochs", type=int, default=None, help="SGD passes (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-scorer", action="store_true", help="skip the response-quality scorer")

@@ -178,3 +178,28 @@ def test_category_layer_graph_matches_numpy_reference(tmp_path: Path) -> None:
     path = tmp_path / "m.onnx"
     path.write_bytes(build_classifier_graph(w, "float32"))
     np.testing.assert_allclose(OnnxClassifier(path).run(idx, val), expected, rtol=1e-5)
+
+
+def test_softmax_category_graph_matches_training_forward_pass(tmp_path: Path) -> None:
+    import scipy.sparse as sp
+
+    from router_core._training import predict_quality
+
+    rng = np.random.default_rng(5)
+    w = LinearHiddenWeights(
+        w_lin=rng.normal(0, 1, (2048, 3)).astype(np.float32),
+        b_lin=rng.normal(0, 1, 3).astype(np.float32),
+        w_hid=rng.normal(0, 1, (256, 4)).astype(np.float32),
+        b_hid=rng.normal(0, 1, 4).astype(np.float32),
+        w_out=rng.normal(0, 1, (4, 3)).astype(np.float32),
+        activation="softmax",
+        hidden_mod=256,
+    )
+    idx = np.array([0, 255, 256, 2047], dtype=np.int64)
+    val = np.array([1.0, 0.5, 0.25, 2.0], dtype=np.float32)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(build_classifier_graph(w, "float32"))
+    got = OnnxClassifier(path).run(idx, val)
+    X = sp.csr_matrix((val, (np.zeros(4, int), idx)), shape=(1, 2048))
+    np.testing.assert_allclose(got, predict_quality(w, X)[0], rtol=1e-5)
+    np.testing.assert_allclose(got, 1 / (1 + np.exp(-w.predict_logits(idx, val))), rtol=1e-5)

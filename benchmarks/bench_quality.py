@@ -23,16 +23,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from router_core._datasets import load_contaminated, load_dataset  # noqa: E402
-from router_core._evaluation import evaluate_predictions  # noqa: E402
-from router_core._feature_spec import FeatureSpec  # noqa: E402
-from router_core._model_dir import QualityModel, default_model_dir  # noqa: E402
-from router_core._train_pipeline import (  # noqa: E402
+from router_core._datasets import load_contaminated, load_dataset
+from router_core._evaluation import evaluate_predictions
+from router_core._feature_spec import FeatureSpec
+from router_core._model_dir import QualityModel, default_model_dir
+from router_core._train_pipeline import (
     DEFAULT_CANDIDATES,
     _row_meta,
     cross_validated_predictions,
 )
-from router_core._training import featurize  # noqa: E402
+from router_core._training import featurize
 
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
 
@@ -56,15 +56,21 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--json", default=None)
     ap.add_argument("--skip-latency", action="store_true")
-    ap.add_argument("--fixed", action="store_true",
-                    help="one fixed config (the first default candidate) instead of inner selection")
+    ap.add_argument(
+        "--fixed",
+        action="store_true",
+        help="one fixed config (the first default candidate) instead of inner selection",
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     ds = load_dataset([args.data])
     X = featurize(ds.prompts, FeatureSpec(), _row_meta(ds))
     candidates = DEFAULT_CANDIDATES[:1] if args.fixed else DEFAULT_CANDIDATES
     P, chosen = cross_validated_predictions(
-        ds, X, folds=args.folds, candidates=candidates,
+        ds,
+        X,
+        folds=args.folds,
+        candidates=candidates,
         progress=lambda m: print(m, file=sys.stderr, flush=True),
     )
     bad = load_contaminated([args.data])
@@ -72,25 +78,43 @@ def main() -> None:
     g = np.array(ds.groups)
     names = list(ds.model_names)
     inner = "one fixed config" if args.fixed else "inner 3-fold selection"
-    out: dict[str, object] = {"protocol": f"{args.folds}-fold outer CV, {inner}",
-                              "chosen_configs": chosen}
+    out: dict[str, object] = {
+        "protocol": f"{args.folds}-fold outer CV, {inner}",
+        "chosen_configs": chosen,
+    }
     for grp in ("mmlu", "gsm8k"):
         sel = (g == grp) & keep
         cols = [names.index(STRONG), names.index(WEAK)]
-        res = evaluate_predictions(P[sel][:, cols], ds.outcomes[sel][:, cols],
-                                   np.full((int(sel.sum()), 2), np.nan), [STRONG, WEAK],
-                                   strong=STRONG, weak=WEAK)
-        out[grp] = {k: res[k] for k in ("n", "apgr", "cpt50", "cpt80", "roc_auc",
-                                        "weak_quality", "strong_quality")}
+        res = evaluate_predictions(
+            P[sel][:, cols],
+            ds.outcomes[sel][:, cols],
+            np.full((int(sel.sum()), 2), np.nan),
+            [STRONG, WEAK],
+            strong=STRONG,
+            weak=WEAK,
+        )
+        out[grp] = {
+            k: res[k]
+            for k in ("n", "apgr", "cpt50", "cpt80", "roc_auc", "weak_quality", "strong_quality")
+        }
     sel = g == "routerbench"
     res = evaluate_predictions(P[sel], ds.outcomes[sel], ds.costs[sel], names)
     multi = res["multi"]
     assert isinstance(multi, dict)
     out["routerbench"] = {
-        k: multi[k] for k in ("n", "aiq", "aiq_single_model_hull", "best_single_model",
-                              "best_single_quality", "cost_ratio_at_best_single_quality",
-                              "cost_ratio_at_best_single_quality_interpolated", "max_quality",
-                              "oracle", "random")
+        k: multi[k]
+        for k in (
+            "n",
+            "aiq",
+            "aiq_single_model_hull",
+            "best_single_model",
+            "best_single_quality",
+            "cost_ratio_at_best_single_quality",
+            "cost_ratio_at_best_single_quality_interpolated",
+            "max_quality",
+            "oracle",
+            "random",
+        )
     }
     out["routerbench"]["best_single_model_quality_by_model"] = {  # type: ignore[index]
         m: v["quality"] for m, v in multi["single_models"].items()

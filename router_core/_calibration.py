@@ -26,7 +26,7 @@ def threshold_for_share(scores: np.ndarray, share: float) -> dict[str, float]:
         raise DataError("no prompts to calibrate on")
     if not 0.0 <= share <= 1.0:
         raise DataError(f"strong share must be between 0 and 1, not {share}")
-    k = int(round(share * len(s)))  # number of strong calls wanted
+    k = round(share * len(s))  # number of strong calls wanted
     if k <= 0:
         t = float(np.nextafter(s[-1], np.inf))
     elif k >= len(s):

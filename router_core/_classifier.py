@@ -170,7 +170,7 @@ class OnnxClassifier:
     """One onnxruntime session (one intra-op and one inter-op thread, sequential execution)."""
 
     def __init__(self, path: Path, n_outputs: int | None = None) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # type: ignore[import-untyped]
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1

@@ -158,7 +158,7 @@ def sniff_format(path: Path) -> str:
             header = next(csv.reader(fh), [])
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path}: cannot read CSV ({exc.__class__.__name__}: {exc})") from exc
-    if any(h.endswith("|total_cost") or h.endswith("|model_response") for h in header):
+    if any(h.endswith(("|total_cost", "|model_response")) for h in header):
         return "routerbench"
     return "routellm"
 
@@ -250,7 +250,9 @@ def load_routerbench(path: Path) -> RoutingDataset:
     models = [h.split("|", 1)[0] for h in header if h.endswith("|total_cost")]
     missing = [m for m in models if m not in header]
     if not models or missing:
-        raise DataError(f"{path}: RouterBench format needs '<model>' and '<model>|total_cost' columns")
+        raise DataError(
+            f"{path}: RouterBench format needs '<model>' and '<model>|total_cost' columns"
+        )
     ip = header.index("prompt")
     im = [header.index(m) for m in models]
     ic = [header.index(f"{m}|total_cost") for m in models]

@@ -126,7 +126,7 @@ def evaluate_two_model(
     rng = np.random.default_rng(0)
     random_curve = two_model_curve(rng.random(len(label)), strong, weak)
     return {
-        "n": int(len(label)),
+        "n": len(label),
         "apgr": curve.apgr(),
         "cpt50": curve.cpt(0.5),
         "cpt80": curve.cpt(0.8),
@@ -241,7 +241,7 @@ def evaluate_multi_model(
                 hull_cost = float(hc[i - 1] + frac * (hc[i] - hc[i - 1]))
             break
     return {
-        "n": int(len(q)),
+        "n": len(q),
         "models": list(model_names),
         "aiq": aiq(curve["cost"], curve["quality"]),
         "aiq_single_model_hull": aiq(single_c, single_q),
@@ -294,7 +294,7 @@ def evaluate_predictions(
     ``cost_ratio_at_best_single_quality``, ...) over rows where at least two models have
     both outcomes and costs. ``by_group`` repeats them per benchmark group.
     """
-    result: dict[str, object] = {"n": int(len(predicted))}
+    result: dict[str, object] = {"n": len(predicted)}
     pair = _pick_pair(names, outcomes, strong, weak)
     if pair is not None:
         s, w = pair
@@ -323,8 +323,14 @@ def evaluate_predictions(
         g = np.asarray(groups)
         result["by_group"] = {
             grp: evaluate_predictions(
-                predicted[g == grp], outcomes[g == grp], costs[g == grp], names,
-                None, strong, weak, score_kind,
+                predicted[g == grp],
+                outcomes[g == grp],
+                costs[g == grp],
+                names,
+                None,
+                strong,
+                weak,
+                score_kind,
             )
             for grp in sorted(set(groups))
         }

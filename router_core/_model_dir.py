@@ -167,9 +167,7 @@ class QualityModel:
             ) from None
 
 
-def routing_score(
-    predicted: np.ndarray, strong: int, weak: int, kind: str = "diff"
-) -> np.ndarray:
+def routing_score(predicted: np.ndarray, strong: int, weak: int, kind: str = "diff") -> np.ndarray:
     """Two-model routing score in [0, 1] from [..., M] predictions (higher -> strong model).
 
     ``kind`` "diff" is ``(P(strong ok) - P(weak ok) + 1) / 2`` (the classifier policy's

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
+import scipy.sparse as sp  # type: ignore[import-untyped]
 
+from router_core._calibration import threshold_for_share
 from router_core._classifier import LinearHiddenWeights, build_classifier_graph
 from router_core._datasets import RoutingDataset, load_contaminated, load_dataset
-from router_core._evaluation import evaluate_predictions, evaluate_two_model, roc_auc
+from router_core._evaluation import evaluate_predictions, roc_auc, two_model_curve
 from router_core._feature_spec import FeatureSpec
 from router_core._model_dir import routing_score, write_model_dir
-from router_core._calibration import threshold_for_share
 from router_core._training import (
     CategoryModel,
     FitConfig,
@@ -110,7 +110,13 @@ def fit_recipe(
         sel = Selection(config=candidates[0])
     else:
         sel = select_config(
-            X, Y, candidates, folds=folds, seed=seed, progress=progress, pi=pi,
+            X,
+            Y,
+            candidates,
+            folds=folds,
+            seed=seed,
+            progress=progress,
+            pi=pi,
             labels=labels if category is not None else None,
         )
     weights = fit_quality(X, Y, sel.config, labels, category)
@@ -195,17 +201,14 @@ def train_scorer(
     return weights, metrics
 
 
-def _card_metrics(
-    ds: RoutingDataset, P: np.ndarray, contaminated: set[str]
-) -> dict[str, object]:
+def _card_metrics(ds: RoutingDataset, P: np.ndarray, contaminated: set[str]) -> dict[str, object]:
     keep = np.array([p not in contaminated for p in ds.prompts], dtype=bool)
     g = [x for x, k in zip(ds.groups, keep) if k]
-    res = evaluate_predictions(
-        P[keep], ds.outcomes[keep], ds.costs[keep], ds.model_names, g
-    )
+    res = evaluate_predictions(P[keep], ds.outcomes[keep], ds.costs[keep], ds.model_names, g)
     for key in ("curve", "multi"):
         res.pop(key, None)
-    for sub in (res.get("by_group") or {}).values():
+    by_group = res.get("by_group")
+    for sub in by_group.values() if isinstance(by_group, dict) else ():
         sub.pop("curve", None)
         multi = sub.get("multi")
         if isinstance(multi, dict):
@@ -242,7 +245,9 @@ def train_model(
         progress(f"loaded {len(ds)} prompts, {len(ds.model_names)} models")
     X = featurize(ds.prompts, spec, _row_meta(ds))
     if progress:
-        progress(f"features: {X.nnz / max(len(ds), 1):.0f} per prompt ({time.perf_counter() - t0:.1f}s)")
+        progress(
+            f"features: {X.nnz / max(len(ds), 1):.0f} per prompt ({time.perf_counter() - t0:.1f}s)"
+        )
     recipe = fit_recipe(X, ds.outcomes, category_labels(ds), candidates, folds, seed, progress)
     sel, weights = recipe.selection, recipe.weights
     cfg, cv_scores = sel.config, sel.scores
@@ -279,9 +284,9 @@ def train_model(
         s, w = pair
         both = ~np.isnan(ds.outcomes[:, s]) & ~np.isnan(ds.outcomes[:, w])
         kinds = {
-            k: evaluate_two_model(
+            k: two_model_curve(
                 routing_score(P[both], s, w, k), ds.outcomes[both, s], ds.outcomes[both, w]
-            )["apgr"]
+            ).apgr()
             for k in ("diff", "weak")
         }
         kind = max(kinds, key=lambda k: kinds[k])

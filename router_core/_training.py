@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
+import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from router_core._classifier import LinearHiddenWeights
 from router_core._feature_spec import FeatureSpec
@@ -24,11 +24,11 @@ __all__ = [
     "CategoryModel",
     "FitConfig",
     "QualityParts",
+    "Selection",
     "combine",
+    "featurize",
     "fit_category",
     "fit_parts",
-    "Selection",
-    "featurize",
     "fit_quality",
     "predict_quality",
     "select_config",
@@ -133,11 +133,15 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def fit_category(
-    X: sp.csr_matrix, labels: np.ndarray, bits: int = 14, alpha: float = 1e-5, seed: int = 0,
+    X: sp.csr_matrix,
+    labels: np.ndarray,
+    bits: int = 14,
+    alpha: float = 1e-5,
+    seed: int = 0,
     classes: np.ndarray | None = None,
 ) -> CategoryModel | None:
     """Category classifier (None when there are fewer than three categories)."""
-    from sklearn.linear_model import SGDClassifier
+    from sklearn.linear_model import SGDClassifier  # type: ignore[import-untyped]
 
     all_classes = np.unique(labels) if classes is None else classes
     if len(all_classes) < 3:
@@ -208,8 +212,12 @@ def fit_linear(X: sp.csr_matrix, Y: np.ndarray, cfg: FitConfig) -> tuple[np.ndar
             pos = y.mean()
             w = np.where(y == 1, 0.5 / pos, 0.5 / (1 - pos))
         clf = SGDClassifier(
-            loss="log_loss", alpha=cfg.alpha, max_iter=cfg.epochs, tol=None,
-            random_state=cfg.seed, learning_rate="optimal",
+            loss="log_loss",
+            alpha=cfg.alpha,
+            max_iter=cfg.epochs,
+            tol=None,
+            random_state=cfg.seed,
+            learning_rate="optimal",
         )
         clf.fit(X[rows], y, sample_weight=w)
         w_lin[:, j] = clf.coef_.ravel()
@@ -284,7 +292,9 @@ def fit_quality(
     the category layer (the graph computes the posteriors with ``category``).
     """
     classes = None if category is None else category.classes
-    return combine(fit_parts(X, Y, cfg, labels if classes is not None else None, classes), cfg, category)
+    return combine(
+        fit_parts(X, Y, cfg, labels if classes is not None else None, classes), cfg, category
+    )
 
 
 def predict_quality(
@@ -294,7 +304,7 @@ def predict_quality(
 
     ``pi`` replaces the hidden (category) activations, e.g. by cross-fitted posteriors.
     """
-    from scipy.special import expit
+    from scipy.special import expit  # type: ignore[import-untyped]
 
     z = np.asarray(X @ weights.w_lin.astype(np.float32)) + weights.b_lin
     if weights.w_out is not None and (pi is not None or weights.w_hid is not None):

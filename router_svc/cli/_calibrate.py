@@ -76,8 +76,8 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
             ],
             axis=1,
         )
-        ok = ~np.isnan(cost).any(axis=0)
-        names = [m for m, k in zip(names, ok) if k]
+        ok = np.asarray(~np.isnan(cost).any(axis=0), dtype=bool)
+        names = [m for m, k in zip(names, ok.tolist()) if k]
         cost = cost[:, ok]
     if len(names) < 2:
         raise DataError("need costs for at least two of the router model's outputs")

@@ -32,11 +32,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--strong", default=None, help="strong model of a two-model comparison")
     p.add_argument("--weak", default=None, help="weak model of a two-model comparison")
     p.add_argument(
-        "--score", choices=("diff", "weak"), default="diff",
+        "--score",
+        choices=("diff", "weak"),
+        default="diff",
         help="two-model score: P(strong ok)-P(weak ok) (diff) or 1-P(weak ok) (weak)",
     )
     p.add_argument(
-        "--keep-contaminated", action="store_true",
+        "--keep-contaminated",
+        action="store_true",
         help="keep prompts listed in contaminated_prompts.jsonl next to the data (default: drop)",
     )
     p.set_defaults(func=run)
@@ -92,8 +95,14 @@ def evaluate_paths(
     cols = [ds.model_names.index(m) for m in common]
     predicted = qm.predict_batch(ds.prompts)[:, [qm.index_of(m) for m in common]]
     result = evaluate_predictions(
-        predicted, ds.outcomes[:, cols], ds.costs[:, cols], common, ds.groups,
-        strong, weak, score,
+        predicted,
+        ds.outcomes[:, cols],
+        ds.costs[:, cols],
+        common,
+        ds.groups,
+        strong,
+        weak,
+        score,
     )
     result.update(
         {
@@ -121,18 +130,29 @@ def plot(result: dict[str, Any], path: Path) -> None:
     for ax, kind in zip(axes[0], panels):
         if kind == "multi":
             m = result["multi"]
-            ax.plot(m["curve"]["cost"], m["curve"]["quality"], ".-", label=f"router (AIQ {m['aiq']:.3f})")
+            ax.plot(
+                m["curve"]["cost"],
+                m["curve"]["quality"],
+                ".-",
+                label=f"router (AIQ {m['aiq']:.3f})",
+            )
             for name, pt in m["single_models"].items():
                 ax.scatter(pt["cost"], pt["quality"], marker="o")
                 ax.annotate(name.split("/")[-1], (pt["cost"], pt["quality"]), fontsize=7)
-            ax.scatter(m["oracle"]["cost"], m["oracle"]["quality"], marker="*", s=120, label="oracle")
+            ax.scatter(
+                m["oracle"]["cost"], m["oracle"]["quality"], marker="*", s=120, label="oracle"
+            )
             ax.scatter(m["random"]["cost"], m["random"]["quality"], marker="x", label="random")
             ax.set_xscale("log")
             ax.set_xlabel("mean cost per request (USD)")
         else:
             c = result["curve"]
-            ax.plot(c["strong_share"], c["quality"], "o-", label=f"router (APGR {result['apgr']:.3f})")
-            ax.plot([0, 1], [result["weak_quality"], result["strong_quality"]], "--", label="random")
+            ax.plot(
+                c["strong_share"], c["quality"], "o-", label=f"router (APGR {result['apgr']:.3f})"
+            )
+            ax.plot(
+                [0, 1], [result["weak_quality"], result["strong_quality"]], "--", label="random"
+            )
             ax.set_xlabel(f"share of calls to {result.get('strong', 'strong')}")
         ax.set_ylabel("mean quality")
         ax.legend(fontsize=8)
@@ -151,7 +171,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     result = evaluate_paths(
-        args.model, args.data, args.format, args.strong, args.weak, args.score,
+        args.model,
+        args.data,
+        args.format,
+        args.strong,
+        args.weak,
+        args.score,
         args.keep_contaminated,
     )
     text = json.dumps(result, indent=2, allow_nan=True) + "\n"
@@ -159,7 +184,10 @@ def run(args: argparse.Namespace) -> int:
         plot(result, Path(args.png))
     if args.json_out:
         _atomic_write(Path(args.json_out), text.encode("utf-8"))
-    summary = {k: result[k] for k in ("apgr", "cpt50", "cpt80", "roc_auc", "aiq",
-                                      "cost_ratio_at_best_single_quality") if k in result}
+    summary = {
+        k: result[k]
+        for k in ("apgr", "cpt50", "cpt80", "roc_auc", "aiq", "cost_ratio_at_best_single_quality")
+        if k in result
+    }
     print(json.dumps(summary, indent=2) if args.json_out else text, file=sys.stdout)
     return 0

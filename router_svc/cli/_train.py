@@ -23,12 +23,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--format", choices=("routellm", "routerbench", "jsonl"), default=None)
     p.add_argument("--hash-bits", type=int, default=None, help="feature hash space (default 18)")
     p.add_argument("--folds", type=int, default=3, help="cross-validation folds for selection")
-    p.add_argument("--alpha", type=float, nargs="+", default=None,
-                   help="L2 strengths to choose from (default: 1e-3)")
+    p.add_argument(
+        "--alpha",
+        type=float,
+        nargs="+",
+        default=None,
+        help="L2 strengths to choose from (default: 1e-3)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="SGD passes (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-scorer", action="store_true", help="skip the response-quality scorer")
-    p.add_argument("--float16", action="store_true", help="store weights as float16 (half the size)")
+    p.add_argument(
+        "--float16", action="store_true", help="store weights as float16 (half the size)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run)
 

@@ -87,7 +87,9 @@ def test_predict_matches_features_through_reference_weights() -> None:
     finally:
         sys.path.remove(str(FIXTURES))
     z = tiny_weights().predict_logits(idx.astype(np.int64), val)
-    np.testing.assert_allclose(qm.predict("Explain quicksort step by step."), 1 / (1 + np.exp(-z)), rtol=1e-5)
+    np.testing.assert_allclose(
+        qm.predict("Explain quicksort step by step."), 1 / (1 + np.exp(-z)), rtol=1e-5
+    )
 
 
 def _copy(tmp_path: Path) -> Path:

@@ -64,15 +64,23 @@ def test_routerbench_csv_parses_turns_and_costs(tmp_path: Path) -> None:
 
 def test_parse_turns_is_safe() -> None:
     assert parse_turns("['a', 'b']") == "a\nb"
-    assert parse_turns("[__import__('os').system('echo hi')]") == "[__import__('os').system('echo hi')]"
+    assert (
+        parse_turns("[__import__('os').system('echo hi')]")
+        == "[__import__('os').system('echo hi')]"
+    )
     assert parse_turns("[1, 2]") == "[1, 2]"
     assert parse_turns("plain") == "plain"
 
 
 def test_jsonl_with_missing_models_is_masked(tmp_path: Path) -> None:
     lines = [
-        {"prompt": "a", "outcomes": {"x": 1, "y": 0.5}, "costs": {"x": 0.1, "y": 0.01},
-         "responses": {"x": "ans"}, "category": "code"},
+        {
+            "prompt": "a",
+            "outcomes": {"x": 1, "y": 0.5},
+            "costs": {"x": 0.1, "y": 0.01},
+            "responses": {"x": "ans"},
+            "category": "code",
+        },
         {"prompt": "b", "outcomes": {"y": 0}},
     ]
     p = _write(tmp_path, "d.jsonl", "\n".join(json.dumps(r) for r in lines) + "\n\n")
@@ -114,7 +122,9 @@ def test_directory_is_searched_recursively_and_stacked(tmp_path: Path) -> None:
         ("rb.csv", ",prompt,m|total_cost\n0,q,0.1\n", "RouterBench format needs"),
     ],
 )
-def test_bad_files_raise_one_line_data_error(tmp_path: Path, name: str, text: str, message: str) -> None:
+def test_bad_files_raise_one_line_data_error(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
     p = _write(tmp_path, name, text)
     with pytest.raises(DataError, match=message) as info:
         load_dataset([p])

@@ -101,7 +101,9 @@ def test_evaluate_predictions_picks_pair_and_groups() -> None:
     strong, weak = _data(200)
     out = np.stack([weak, strong], axis=1)
     pred = out + 0.01
-    res = evaluate_predictions(pred, out, np.full(out.shape, np.nan), ["w", "s"], ["g1"] * 100 + ["g2"] * 100)
+    res = evaluate_predictions(
+        pred, out, np.full(out.shape, np.nan), ["w", "s"], ["g1"] * 100 + ["g2"] * 100
+    )
     assert res["strong"] == "s" and res["weak"] == "w"
     assert set(res["by_group"]) == {"g1", "g2"}
     assert "aiq" not in res

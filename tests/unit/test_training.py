@@ -46,8 +46,21 @@ def data_file(tmp_path: Path) -> Path:
 
 
 def _train(data: Path, out: Path, *extra: str) -> int:
-    return main(["train", "--data", str(data), "--out", str(out), "--folds", "2",
-                 "--alpha", "1e-4", "--quiet", *extra])
+    return main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--folds",
+            "2",
+            "--alpha",
+            "1e-4",
+            "--quiet",
+            *extra,
+        ]
+    )
 
 
 def test_train_eval_calibrate_end_to_end(tmp_path: Path, data_file: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -72,8 +85,22 @@ def test_train_eval_calibrate_end_to_end(tmp_path: Path, data_file: Path, capsys
 
     report = tmp_path / "eval.json"
     png = tmp_path / "eval.png"
-    assert main(["eval", "--model", str(out), "--data", str(data_file), "--json", str(report),
-                 "--png", str(png)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(out),
+                "--data",
+                str(data_file),
+                "--json",
+                str(report),
+                "--png",
+                str(png),
+            ]
+        )
+        == 0
+    )
     res = json.loads(report.read_text())
     for key in ("apgr", "cpt50", "cpt80", "roc_auc", "aiq", "cost_ratio_at_best_single_quality"):
         assert key in res
@@ -82,13 +109,16 @@ def test_train_eval_calibrate_end_to_end(tmp_path: Path, data_file: Path, capsys
     assert png.stat().st_size > 1000
     capsys.readouterr()
 
-    assert main(["calibrate", "--model", str(out), "--data", str(data_file),
-                 "--strong-share", "0.5"]) == 0
+    assert (
+        main(["calibrate", "--model", str(out), "--data", str(data_file), "--strong-share", "0.5"])
+        == 0
+    )
     cal = json.loads(capsys.readouterr().out)
     assert cal["strong_share"] == pytest.approx(0.5, abs=0.05)
     assert cal["strong"] == "big"
-    assert main(["calibrate", "--model", str(out), "--data", str(data_file),
-                 "--budget", "0.004"]) == 0
+    assert (
+        main(["calibrate", "--model", str(out), "--data", str(data_file), "--budget", "0.004"]) == 0
+    )
     cal = json.loads(capsys.readouterr().out)
     assert cal["mean_cost"] <= 0.004 and cal["lambda"] > 0
 
@@ -102,7 +132,10 @@ def test_train_eval_calibrate_end_to_end(tmp_path: Path, data_file: Path, capsys
     ],
 )
 def test_bad_training_data_exits_2_and_leaves_nothing(
-    tmp_path: Path, capsys, content: str, message: str  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    capsys,
+    content: str,
+    message: str,  # type: ignore[no-untyped-def]
 ) -> None:
     data = tmp_path / "bad.jsonl"
     data.write_text(content)
@@ -118,8 +151,22 @@ def test_eval_errors_name_the_problem(tmp_path: Path, data_file: Path, capsys) -
     fixture = Path(__file__).parent / "fixtures" / "tiny_model"
     assert main(["eval", "--model", str(fixture), "--data", str(data_file)]) == 2
     assert "knows none of the data's models" in capsys.readouterr().err
-    assert main(["eval", "--model", str(fixture), "--data", str(data_file),
-                 "--strong", "gpt-9", "--weak", "small"]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(fixture),
+                "--data",
+                str(data_file),
+                "--strong",
+                "gpt-9",
+                "--weak",
+                "small",
+            ]
+        )
+        == 2
+    )
     assert "'gpt-9' has no outcomes" in capsys.readouterr().err
     assert main(["eval", "--model", str(tmp_path / "none"), "--data", str(data_file)]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -127,17 +174,22 @@ def test_eval_errors_name_the_problem(tmp_path: Path, data_file: Path, capsys) -
 
 def test_category_layer_is_learned_and_exported(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
-    words = {"math": "integral derivative matrix", "chat": "hello friend weather",
-             "code": "python function compile"}
+    words = {
+        "math": "integral derivative matrix",
+        "chat": "hello friend weather",
+        "code": "python function compile",
+    }
     weak_rate = {"math": 0.1, "chat": 0.9, "code": 0.5}
     rows = []
     for i in range(90):
         cat = list(words)[i % 3]
-        rows.append({
-            "prompt": f"{words[cat]} question {rng.integers(10000)}",
-            "outcomes": {"big": 1.0, "small": float(rng.random() < weak_rate[cat])},
-            "category": cat,
-        })
+        rows.append(
+            {
+                "prompt": f"{words[cat]} question {rng.integers(10000)}",
+                "outcomes": {"big": 1.0, "small": float(rng.random() < weak_rate[cat])},
+                "category": cat,
+            }
+        )
     data = tmp_path / "cats.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = tmp_path / "model"

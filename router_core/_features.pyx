@@ -27,13 +27,14 @@ from router_core.errors import InvalidRequest, ModelError
 
 cnp.import_array()
 
-DEF N_SIGNALS = 64
-DEF MAX_KW = 1024         # keyword hash table slots (power of two, > 2 x keywords)
-DEF MAX_KW_LEN = 16
-DEF MAX_PHRASES = 16
-DEF MAX_RANGES = 32
-DEF STACK_CHARS = 4100
-DEF MAX_PENDING = 65000   # counts per drain (+ <= 8 per step < 65536: uint16 never overflows)
+cdef enum:
+    N_SIGNALS = 64
+    MAX_KW = 1024          # keyword hash table slots (power of two, > 2 x keywords)
+    MAX_KW_LEN = 16
+    MAX_PHRASES = 16
+    MAX_RANGES = 32
+    STACK_CHARS = 4100
+    MAX_PENDING = 65000    # counts per drain (+ <= 8 per step < 65536: uint16 never overflows)
 
 cdef extern from *:
     int __builtin_ctzll(unsigned long long x) nogil

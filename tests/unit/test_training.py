@@ -201,3 +201,31 @@ def test_category_layer_is_learned_and_exported(tmp_path: Path) -> None:
     p_math = qm.predict("integral derivative matrix question 5", meta_math)
     p_chat = qm.predict("hello friend weather question 5", ("task_type=chat",))
     assert p_math[1] < p_chat[1]
+
+
+def test_eval_and_calibrate_reject_a_model_from_another_feature_version(
+    tmp_path: Path,
+    data_file: Path,
+    capsys,  # type: ignore[no-untyped-def]
+) -> None:
+    import shutil
+
+    model = tmp_path / "old_model"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "tiny_model", model)
+    card = json.loads((model / "model_card.json").read_text())
+    card["feature_spec"]["version"] = 0
+    (model / "model_card.json").write_text(json.dumps(card))
+    report = tmp_path / "r.json"
+    assert (
+        main(["eval", "--model", str(model), "--data", str(data_file), "--json", str(report)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "old_model" in err and "version" in err and len(err.strip().splitlines()) == 1
+    assert not report.exists()
+    assert (
+        main(
+            ["calibrate", "--model", str(model), "--data", str(data_file), "--strong-share", "0.3"]
+        )
+        == 2
+    )
+    assert "version" in capsys.readouterr().err

@@ -65,10 +65,20 @@ def client_run(target: str, procs: list[Any], seconds: float, **kw: Any) -> dict
 
 
 def h2load_run(
-    target: str, procs: list[Any], body: Path, seconds: int, clients: int, streams: int
+    target: str,
+    procs: list[Any],
+    body: Path,
+    seconds: int,
+    clients: int,
+    streams: int,
+    rps: int = 0,
 ) -> dict[str, Any]:
-    """One h2load run of unary Route (gRPC as HTTP/2 POST of a length-prefixed message)."""
-    log = body.with_suffix(f".{clients}x{streams}.log")
+    """One h2load run of unary Route (gRPC as HTTP/2 POST of a length-prefixed message).
+
+    ``rps`` > 0: each connection sends that many requests per second (``--rps``), for
+    ``seconds``; otherwise closed loop for ``seconds`` after a 1 s warm-up (``-D``).
+    """
+    log = body.with_suffix(f".{clients}x{streams}.{rps}.log")
     cmd = [
         "h2load",
         "-c",
@@ -77,10 +87,11 @@ def h2load_run(
         str(streams),
         "-t",
         "1",
-        "-D",
-        str(seconds),
-        "--warm-up-time",
-        "1s",
+        *(
+            ["--rps", str(rps), "-n", str(clients * rps * seconds)]
+            if rps
+            else ["-D", str(seconds), "--warm-up-time", "1s"]
+        ),
         "--log-file",
         str(log),
         "-H",
@@ -101,7 +112,9 @@ def h2load_run(
     failed = sum(1 for r in rows if r[1] != "200")
     res = {
         "command": " ".join(cmd),
-        "throughput_per_s": round(len(lat) / seconds, 1),
+        "throughput_per_s": round(len(lat) / _span_s(rows), 1)
+        if rps
+        else round(len(lat) / seconds, 1),
         "failed": failed,
         "latency": {
             "count": len(lat),
@@ -122,6 +135,11 @@ def h2load_run(
     return res
 
 
+def _span_s(rows: list[list[str]]) -> float:
+    """First request start to last request end, in seconds, from h2load's log rows."""
+    return (max(int(r[0]) + int(r[2]) for r in rows) - min(int(r[0]) for r in rows)) / 1e6
+
+
 def _grpc_body(path: Path) -> Path:
     text = synthetic_prompts(PROMPT_CHARS, count=1)[0]
     payload = router_pb2.RouteRequest(
@@ -134,23 +152,29 @@ def _grpc_body(path: Path) -> Path:
 def overhead_vs_h2load(
     target: str, procs: list[Any], tmp: Path, seconds: int, rounds: int
 ) -> dict[str, Any]:
-    """Same closed-loop load from h2load and the load client, alternating; medians of rounds."""
+    """Same load from h2load and the load client, alternating; medians of rounds.
+
+    Closed loop at 1 and 16 in flight, and a fixed rate of 2 x 150/s (h2load ``--rps``, the
+    client's open loop), which is the "same load" comparison of the latency each tool reports.
+    """
     body = _grpc_body(tmp / "body.bin")
     out: dict[str, Any] = {}
-    for clients, streams in ((1, 1), (4, 4)):
+    for clients, streams, rps in ((1, 1, 0), (4, 4, 0), (2, 1, 150)):
         h2, ours = [], []
         for _ in range(rounds):
-            h2.append(h2load_run(target, procs, body, seconds, clients, streams))
-            ours.append(
-                client_run(
-                    target, procs, seconds, concurrency=clients * streams, connections=clients
-                )
-            )
+            h2.append(h2load_run(target, procs, body, seconds, clients, streams, rps))
+            load = {"rate": float(clients * rps)} if rps else {"concurrency": clients * streams}
+            ours.append(client_run(target, procs, seconds, connections=clients, **load))
         h2_p50 = statistics.median(r["latency"]["p50_ms"] for r in h2)
         our_p50 = statistics.median(r["latency"]["p50_ms"] for r in ours)
         h2_rps = statistics.median(r["throughput_per_s"] for r in h2)
         our_rps = statistics.median(r["throughput_per_s"] for r in ours)
-        out[f"{clients} connections x {streams} in flight"] = {
+        label = (
+            f"{clients} connections, {clients * rps}/s fixed rate"
+            if rps
+            else f"{clients} connections x {streams} in flight"
+        )
+        out[label] = {
             "h2load": h2,
             "client": ours,
             "median_p50_ms": {"h2load": h2_p50, "client": our_p50},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hdrh.histogram import HdrHistogram
+from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 
 __all__ = ["PERCENTILES", "decode", "encode", "merge", "new_histogram", "summarize"]
 

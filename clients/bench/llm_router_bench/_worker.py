@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableSequence
+from collections.abc import Callable, Coroutine, MutableSequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,7 +94,7 @@ class _Load:
 
     # -- closed loop ------------------------------------------------------------------------
     async def closed_caller(
-        self, j: int, one: Callable[[Any, Any, float], Awaitable[None]]
+        self, j: int, one: Callable[[Any, Any, float], Coroutine[Any, Any, None]]
     ) -> None:
         stub = self.stubs[j % len(self.stubs)]
         while True:
@@ -103,7 +104,9 @@ class _Load:
             await one(stub, self.request(), t0)
 
     # -- open loop --------------------------------------------------------------------------
-    async def open_scheduler(self, one: Callable[[Any, Any, float], Awaitable[None]]) -> None:
+    async def open_scheduler(
+        self, one: Callable[[Any, Any, float], Coroutine[Any, Any, None]]
+    ) -> None:
         interval = 1.0 / self.plan.rate
         # stagger workers inside one interval
         base = self.start + interval * self.plan.index / max(1, self.opts.workers)
@@ -177,6 +180,8 @@ class _Load:
             await write_task
         except aio.AioRpcError as exc:
             write_task.cancel()
+            with contextlib.suppress(BaseException):  # retrieve its outcome; the error is counted
+                await write_task
             for intended in pending:
                 rec.error(intended, _status_name(exc))
 
@@ -233,7 +238,7 @@ async def _run(
             plan.quota,
         )
         rec = Recorder(gate, progress, 2 * plan.index)
-        stubs = [router_pb2_grpc.RouterStub(ch) for ch in channels]
+        stubs = [router_pb2_grpc.RouterStub(ch) for ch in channels]  # type: ignore[no-untyped-call]
         delay = start - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)

@@ -16,8 +16,8 @@ from cpython.unicode cimport (
     Py_UNICODE_ISSPACE,
 )
 from libc.math cimport log, log1p, sqrt
-from libc.stdint cimport int32_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.stdint cimport int32_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memmove, memset
 
 cimport numpy as cnp
@@ -34,10 +34,8 @@ cdef enum:
     MAX_PHRASES = 16
     MAX_RANGES = 32
     STACK_CHARS = 4100
-    MAX_PENDING = 65000    # counts per drain (+ <= 8 per step < 65536: uint16 never overflows)
+    CHUNK = 65536          # hashed indices sorted at a time
 
-cdef extern from *:
-    int __builtin_ctzll(unsigned long long x) nogil
 
 cdef uint32_t M_FNV_OFFSET = fs.FNV_OFFSET
 cdef uint32_t M_FNV_PRIME = fs.FNV_PRIME
@@ -208,44 +206,34 @@ cdef struct Params:
 
 
 cdef struct Scratch:
-    uint16_t *counts   # [2**bits] count per hashed index; all zero between calls
-    uint64_t *seen     # [2**bits / 64] bit per index with a nonzero count
-    uint64_t *summary  # [2**bits / 4096] bit per nonzero word of ``seen``
-    int bits           # allocated for indices < 2**bits (0: nothing allocated)
+    uint32_t *buf      # hashed indices since the last drain (CHUNK slots; small texts touch little)
+    uint32_t *buf2     # radix-sort buffer (CHUNK slots)
     uint64_t *pairs    # sorted (index << 32 | count) so far
     uint64_t *pairs2   # pairs of the last drain before merging; later the float64 weights
     Py_ssize_t pairs_cap
 
 
-cdef Scratch scratch = Scratch(NULL, NULL, NULL, 0, NULL, NULL, 0)
+cdef Scratch scratch = Scratch(NULL, NULL, NULL, NULL, 0)
 cdef bint scratch_busy = False
 cdef object _last_spec = None
 cdef Params _last_params
 
 
 cdef void free_scratch(Scratch *sc) noexcept:
-    free(sc.counts); free(sc.seen); free(sc.summary); free(sc.pairs); free(sc.pairs2)
-    sc.counts = NULL
-    sc.seen = sc.summary = sc.pairs = sc.pairs2 = NULL
-    sc.bits = 0
+    free(sc.buf); free(sc.buf2); free(sc.pairs); free(sc.pairs2)
+    sc.buf = sc.buf2 = NULL
+    sc.pairs = sc.pairs2 = NULL
     sc.pairs_cap = 0
 
 
-cdef int ensure_counts(Scratch *sc, int bits) except -1:
-    """Zeroed count arrays for indices < 2**bits (kept, and only grown, between calls)."""
-    if bits <= sc.bits:
-        return 0
-    free(sc.counts); free(sc.seen); free(sc.summary)
-    sc.counts = <uint16_t *>calloc(<size_t>1 << bits, sizeof(uint16_t))
-    sc.seen = <uint64_t *>calloc(<size_t>1 << (bits - 6), sizeof(uint64_t))
-    sc.summary = <uint64_t *>calloc(max(<size_t>1 << (bits - 6) >> 6, 1), sizeof(uint64_t))
-    if sc.counts == NULL or sc.seen == NULL or sc.summary == NULL:
-        free(sc.counts); free(sc.seen); free(sc.summary)
-        sc.counts = NULL
-        sc.seen = sc.summary = NULL
-        sc.bits = 0
-        raise MemoryError()
-    sc.bits = bits
+cdef int ensure_buffers(Scratch *sc) except -1:
+    if sc.buf == NULL:
+        sc.buf = <uint32_t *>malloc(CHUNK * sizeof(uint32_t))
+        sc.buf2 = <uint32_t *>malloc(CHUNK * sizeof(uint32_t))
+        if sc.buf == NULL or sc.buf2 == NULL:
+            free(sc.buf); free(sc.buf2)
+            sc.buf = sc.buf2 = NULL
+            raise MemoryError()
     return 0
 
 
@@ -587,7 +575,8 @@ cdef Py_ssize_t sort_count(uint32_t *a, uint32_t *tmp, Py_ssize_t n, int hash_bi
     """Sort ``n`` indices (< 2**hash_bits; two LSD radix passes) and write (index << 32 | count)."""
     cdef Py_ssize_t i, nu = 0
     cdef int bits = (hash_bits + 1) // 2
-    cdef uint32_t m = (1U << bits) - 1, b, t, t0 = 0, t1 = 0, x
+    cdef uint32_t m = (1U << bits) - 1, b, t, t0 = 0, t1 = 0, x, prev = 0xFFFFFFFFU, fresh
+    cdef uint64_t run = 0
     cdef uint32_t h0[4096]
     cdef uint32_t h1[4096]
     if n < 64:
@@ -613,31 +602,24 @@ cdef Py_ssize_t sort_count(uint32_t *a, uint32_t *tmp, Py_ssize_t n, int hash_bi
             x = tmp[i]
             a[h1[x >> bits]] = x
             h1[x >> bits] += 1
+    # run-length count, branch-free (equal neighbours are unpredictable)
     for i in range(n):
-        if nu > 0 and (out[nu - 1] >> 32) == a[i]:
-            out[nu - 1] += 1
-        else:
-            out[nu] = (<uint64_t>a[i] << 32) | 1
-            nu += 1
+        x = a[i]
+        fresh = x != prev
+        nu += fresh
+        run = run * (1 - fresh) + 1
+        out[nu - 1] = (<uint64_t>x << 32) | run
+        prev = x
     return nu
 
 
-cdef struct Counter:
-    Scratch *sc
-    Py_ssize_t pending  # indices counted since the last drain
-    Py_ssize_t nu       # sorted pairs in sc.pairs
-    int hash_bits
-
-
-cdef void count_ngrams(Scratch *sc, const uint32_t *P, Py_ssize_t start, Py_ssize_t stop,
-                       Py_ssize_t pn, const Params *p, uint32_t seed) noexcept:
-    """Count the character n-grams starting at ``P[start:stop]`` (branch-free counting)."""
-    cdef uint16_t *counts = sc.counts
-    cdef uint64_t *seen = sc.seen
-    cdef uint64_t *summary = sc.summary
-    cdef uint32_t n_dense = p.n_dense, range_size = p.range_size, h, idx
+cdef Py_ssize_t count_ngrams(Scratch *sc, const uint32_t *P, Py_ssize_t start, Py_ssize_t stop,
+                             Py_ssize_t pn, const Params *p, uint32_t seed) noexcept:
+    """Buffer the indices of the character n-grams starting at ``P[start:stop]``."""
+    cdef uint32_t *buf = sc.buf
+    cdef Py_ssize_t nb = 0, i
+    cdef uint32_t n_dense = p.n_dense, range_size = p.range_size, h
     cdef int nmin = p.ngram_min, nmax = p.ngram_max, k, end
-    cdef Py_ssize_t i
     cdef const uint32_t *q
     for i in range(start, stop):
         q = P + i
@@ -648,59 +630,32 @@ cdef void count_ngrams(Scratch *sc, const uint32_t *P, Py_ssize_t start, Py_ssiz
             h = (h ^ q[k]) * M_FNV_PRIME
         for k in range(nmin - 1, end):
             h = (h ^ q[k]) * M_FNV_PRIME
-            idx = n_dense + <uint32_t>((<uint64_t>((h ^ (h >> 16)) * 0x7FEB352DU) * range_size) >> 32)
-            counts[idx] += 1
-            seen[idx >> 6] |= (<uint64_t>1) << (idx & 63)
-            summary[idx >> 12] |= (<uint64_t>1) << ((idx >> 6) & 63)
+            buf[nb] = n_dense + <uint32_t>((<uint64_t>((h ^ (h >> 16)) * 0x7FEB352DU) * range_size) >> 32)
+            nb += 1
+    return nb
 
 
-cdef void count_hashes(Scratch *sc, const uint32_t *hashes, Py_ssize_t n,
-                       const Params *p) noexcept:
-    """Count already finalised hashes (words and word pairs)."""
-    cdef Py_ssize_t i
-    cdef uint32_t idx
-    for i in range(n):
-        idx = to_index(hashes[i], p)
-        sc.counts[idx] += 1
-        sc.seen[idx >> 6] |= (<uint64_t>1) << (idx & 63)
-        sc.summary[idx >> 12] |= (<uint64_t>1) << ((idx >> 6) & 63)
-
-
-cdef Py_ssize_t collect(Scratch *sc, int hash_bits, uint64_t *out) noexcept:
-    """Write the nonzero counts as sorted (index << 32 | count) and zero them."""
-    cdef Py_ssize_t n_summary = max((<Py_ssize_t>1 << hash_bits) >> 12, 1), s, k = 0
-    cdef uint64_t sw, bw
-    cdef uint32_t w, idx
-    for s in range(n_summary):
-        sw = sc.summary[s]
-        sc.summary[s] = 0
-        while sw:
-            w = <uint32_t>(s * 64 + __builtin_ctzll(sw))
-            sw &= sw - 1
-            bw = sc.seen[w]
-            sc.seen[w] = 0
-            while bw:
-                idx = w * 64 + <uint32_t>__builtin_ctzll(bw)
-                bw &= bw - 1
-                out[k] = (<uint64_t>idx << 32) | sc.counts[idx]
-                sc.counts[idx] = 0
-                k += 1
-    return k
+cdef struct Counter:
+    Scratch *sc
+    Py_ssize_t pending  # indices waiting in sc.buf
+    Py_ssize_t nu       # sorted pairs in sc.pairs
+    int hash_bits
 
 
 cdef int drain(Counter *c) except -1:
-    """Move the counts into the sorted pairs, summing counts of equal indices."""
+    """Sort the buffered indices into the sorted pairs, summing counts of equal indices."""
     cdef Scratch *sc = c.sc
     cdef Py_ssize_t k, i, j, w
     cdef uint64_t x, y
     if c.pending == 0:
         return 0
     ensure_pairs(sc, c.nu + c.pending)
-    c.pending = 0
     if c.nu == 0:
-        c.nu = collect(sc, c.hash_bits, sc.pairs)
+        c.nu = sort_count(sc.buf, sc.buf2, c.pending, c.hash_bits, sc.pairs)
+        c.pending = 0
         return 0
-    k = collect(sc, c.hash_bits, sc.pairs2)
+    k = sort_count(sc.buf, sc.buf2, c.pending, c.hash_bits, sc.pairs2)
+    c.pending = 0
     # merge from the back into sc.pairs, then close the gap left by equal indices
     i = c.nu - 1
     j = k - 1
@@ -733,7 +688,7 @@ cdef Py_ssize_t hashed_text(str low, const Params *p, uint32_t base, WordAcc *a,
     cdef uint32_t stack_wf[STACK_CHARS]
     cdef uint32_t *P = stack_p
     cdef uint32_t *wf = stack_wf
-    cdef Py_ssize_t pn, i, end, step
+    cdef Py_ssize_t pn, i, k, end, step, words_done = 0
     cdef uint32_t char_seed = kind_seed(base, KIND_CHAR)
     cdef Counter c = Counter(sc, 0, 0, p.hash_bits)
     if L + 2 > STACK_CHARS:
@@ -743,20 +698,24 @@ cdef Py_ssize_t hashed_text(str low, const Params *p, uint32_t base, WordAcc *a,
             free(P); free(wf)
             raise MemoryError()
     try:
-        ensure_counts(sc, p.hash_bits)
+        ensure_buffers(sc)
         a.wf = wf
         pn = scan_truncated(low, base, P, a)
-        # drain at least every MAX_PENDING counts: uint16 counts never overflow
-        step = MAX_PENDING // (p.ngram_max - p.ngram_min + 1)
+        # the buffer holds CHUNK indices: at most 8 per position, 1 per word feature
+        step = CHUNK // 8 - 1
         for i in range(0, pn - p.ngram_min + 1, step):
             end = min(i + step, pn - p.ngram_min + 1)
-            count_ngrams(sc, P, i, end, pn, p, char_seed)
-            c.pending += (end - i) * (p.ngram_max - p.ngram_min + 1)
+            c.pending = count_ngrams(sc, P, i, end, pn, p, char_seed)
+            for k in range(min(a.nwf - words_done, CHUNK - c.pending)):
+                sc.buf[c.pending] = to_index(wf[words_done], p)
+                c.pending += 1
+                words_done += 1
             drain(&c)
-        for i in range(0, a.nwf, MAX_PENDING):
-            end = min(i + MAX_PENDING, a.nwf)
-            count_hashes(sc, wf + i, end - i, p)
-            c.pending += end - i
+        while words_done < a.nwf:
+            for k in range(min(a.nwf - words_done, CHUNK)):
+                sc.buf[c.pending] = to_index(wf[words_done], p)
+                c.pending += 1
+                words_done += 1
             drain(&c)
     finally:
         if P != stack_p:
@@ -843,7 +802,7 @@ def extract(text, spec, meta=(), namespace=0):
         nm = sort_count(midx, midx + nm, nm, p.hash_bits, mpairs)
 
         if scratch_busy:
-            local = Scratch(NULL, NULL, NULL, 0, NULL, NULL, 0)
+            local = Scratch(NULL, NULL, NULL, NULL, 0)
             sc = &local
         else:
             sc = &scratch

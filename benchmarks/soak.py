@@ -75,6 +75,10 @@ PROMPTS = (
     "Summarise the causes of the French revolution in three sentences.",
     "Explain the difference between TCP and UDP " * 8,
 )
+# a caller's deadline: far above any healthy call, so that DEADLINE_EXCEEDED means a stall
+# (on a 2-core machine shared with other work, 5 s was hit a few times in 20 s runs)
+DEADLINE_S = 30.0
+QUIET_S = 1.5
 EXPLAINED = {("Complete", "ABORTED")}  # a partial answer from the fault mix (see docstring)
 
 
@@ -119,10 +123,10 @@ class Tally:
     windows: dict[str, Window] = field(default_factory=dict)
     truncated_ok: int = 0
 
-    def add(self, rpc: str, code: str, detail: str = "") -> None:
+    def add(self, rpc: str, code: str, detail: str = "", at: float = 0.0) -> None:
         self.outcomes[(rpc, code)] += 1
         if code != "OK" and (rpc, code) not in EXPLAINED and len(self.unexplained) < 50:
-            self.unexplained.append(f"{rpc} {code}: {detail}")
+            self.unexplained.append(f"at {at:.1f} s: {rpc} {code}: {detail}")
 
     @property
     def unexplained_count(self) -> int:
@@ -158,6 +162,7 @@ class Soak:
         self.t0 = 0.0
         self.warmup_s = max(3.0, 0.2 * duration_s)
         self.window_s = max(3.0, 0.15 * duration_s)
+        self.route_max_ms = 0.0
 
     def window(self) -> Window | None:
         t = time.monotonic() - self.t0
@@ -175,14 +180,15 @@ class Soak:
         )
         t = time.perf_counter()
         try:
-            await router.Route(request, timeout=5)
+            await router.Route(request, timeout=DEADLINE_S)
             code, detail = "OK", ""
         except grpc.aio.AioRpcError as err:
             code, detail = err.code().name, err.details() or ""
         w = self.window()
         if w is not None and code == "OK":
             w.route_ms.append((time.perf_counter() - t) * 1000.0)
-        self.tally.add("Route", code, detail)
+        self.tally.add("Route", code, detail, time.monotonic() - self.t0)
+        self.route_max_ms = max(self.route_max_ms, (time.perf_counter() - t) * 1000.0)
 
     async def route_stream(self, router: Any) -> None:
         n = self.rng.randint(5, 30)
@@ -193,14 +199,14 @@ class Soak:
                 yield pb.RouteRequest(messages=[pb.Message(role=pb.ROLE_USER, content=text)])
 
         try:
-            got = [d async for d in router.RouteStream(items(), timeout=10)]
+            got = [d async for d in router.RouteStream(items(), timeout=DEADLINE_S)]
             bad = [d for d in got if d.HasField("status") and d.status.code != 0]
             expected_bad = len(range(0, n, 7))
             code = "OK" if len(got) == n and len(bad) == expected_bad else "WRONG_ITEMS"
             detail = f"{len(got)}/{n} items, {len(bad)} failed"
         except grpc.aio.AioRpcError as err:
             code, detail = err.code().name, err.details() or ""
-        self.tally.add("RouteStream", code, detail)
+        self.tally.add("RouteStream", code, detail, time.monotonic() - self.t0)
 
     async def complete(self, router: Any) -> None:
         task = self.rng.choice(("code", "code", ""))
@@ -214,7 +220,7 @@ class Soak:
         t = time.perf_counter()
         text, summary = [], None
         try:
-            async for event in router.Complete(request, timeout=15):
+            async for event in router.Complete(request, timeout=2 * DEADLINE_S):
                 if event.HasField("delta"):
                     text.append(event.delta.text)
                 elif event.HasField("summary"):
@@ -231,7 +237,7 @@ class Soak:
             w = self.window()
             if w is not None:
                 w.complete_ms.append((time.perf_counter() - t) * 1000.0)
-        self.tally.add("Complete", code, detail)
+        self.tally.add("Complete", code, detail, time.monotonic() - self.t0)
 
     async def worker(self, router: Any, stop_at: float) -> None:
         interval = self.concurrency / self.rate
@@ -340,11 +346,15 @@ async def run_soak(
                     config.write_text(text, encoding="utf-8")
                     proc.send_signal(signal.SIGHUP)
 
-                await asyncio.gather(
-                    soak.sampler(proc.pid, stop_at),
-                    reload_midway(),
-                    *(soak.worker(router, stop_at) for _ in range(concurrency)),
-                )
+                background = asyncio.gather(soak.sampler(proc.pid, stop_at), reload_midway())
+                # two quiet points (load stopped, streams drained): open fds compared there do
+                # not depend on how many calls happen to be in flight when sampled
+                quiet = []
+                for until in (soak.t0 + soak.warmup_s, stop_at):
+                    await asyncio.gather(*(soak.worker(router, until) for _ in range(concurrency)))
+                    await asyncio.sleep(QUIET_S)
+                    quiet.append(proc_sample(proc.pid))
+                await background
                 final = proc_sample(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -373,6 +383,7 @@ async def run_soak(
         "unexplained_examples": soak.tally.unexplained[:10],
         "truncated_ok": soak.tally.truncated_ok,
         "latency": windows,
+        "route_max_ms": round(soak.route_max_ms, 1),
         "resources": soak.flatness(),
         "prefill": {
             "decisions": prefill_decisions,
@@ -380,6 +391,7 @@ async def run_soak(
             "rss_mib_fds_after": before,
         },
         "final_rss_mib_fds": final,
+        "quiet_rss_mib_fds": {"after_warmup": quiet[0], "at_end": quiet[1]},
         "reloaded": reloaded,
         "exit_code": proc.returncode,
         "samples": soak.samples,

@@ -25,6 +25,9 @@ async def test_short_soak_has_no_unexplained_errors_and_flat_fds(tmp_path: Path)
     assert result["truncated_ok"] == 0  # never OK with a partial answer
     assert result["outcomes"].get("Complete OK", 0) > 0
     assert result["outcomes"].get("RouteStream OK", 0) > 0
-    fds = result["resources"]["fds"]
-    assert fds["end"] <= fds["start"] * 1.10 + 1, fds  # +1: one keep-alive socket of slack
+    # open fds of the server at two quiet points (load stopped, streams drained), after the
+    # warm-up and at the end: +10%, plus 3 idle keep-alive upstream connections the pool may
+    # keep (how many depends on the peak concurrency); a leak per failed call would be dozens
+    warm, end = result["quiet_rss_mib_fds"]["after_warmup"], result["quiet_rss_mib_fds"]["at_end"]
+    assert end[1] <= warm[1] * 1.10 + 3, (warm, end)
     assert result["reloaded"] and result["exit_code"] == 0

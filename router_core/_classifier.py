@@ -106,8 +106,6 @@ def build_classifier_graph(
     inits = [
         numpy_helper.from_array(np.ascontiguousarray(weights.w_lin, dtype=dtype), "W_lin"),
         numpy_helper.from_array(np.asarray(weights.b_lin, np.float32).reshape(m), "b_lin"),
-        numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"),
-        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
     ]
     nodes: list[Any] = []
     _bag(helper, nodes, "W_lin", dtype, "lin_sum")
@@ -132,6 +130,7 @@ def build_classifier_graph(
         if weights.activation == "softmax":
             nodes.append(helper.make_node("Softmax", ["hid_pre"], ["hid"], axis=-1))
         elif weights.activation == "ovr":
+            inits.append(numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"))
             nodes += [
                 helper.make_node("Sigmoid", ["hid_pre"], ["hid_sig"]),
                 helper.make_node("ReduceSum", ["hid_sig", "axis0"], ["hid_total"], keepdims=1),

@@ -120,6 +120,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     """Quality vs cost (single models as points) and/or quality vs strong-call share."""
     import matplotlib
 
+    from router_core._evaluation import nondecreasing_hull
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -130,12 +132,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
     for ax, kind in zip(axes[0], panels):
         if kind == "multi":
             m = result["multi"]
-            ax.plot(
-                m["curve"]["cost"],
-                m["curve"]["quality"],
-                ".-",
-                label=f"router (AIQ {m['aiq']:.3f})",
-            )
+            order = np.argsort(m["curve"]["cost"], kind="stable")
+            cost = np.asarray(m["curve"]["cost"])[order]
+            qual = np.asarray(m["curve"]["quality"])[order]
+            ax.plot(cost, qual, ".", alpha=0.6, label="router, one point per lambda")
+            hull_c, hull_q = nondecreasing_hull(cost, qual)
+            ax.plot(hull_c, hull_q, "-", label=f"router hull (AIQ {m['aiq']:.3f})")
             for name, pt in m["single_models"].items():
                 ax.scatter(pt["cost"], pt["quality"], marker="o")
                 ax.annotate(name.split("/")[-1], (pt["cost"], pt["quality"]), fontsize=7)

@@ -163,7 +163,7 @@ class BudgetGuard:
 
     def add(self, tenant: str, usd: float) -> None:
         """Count spend this replica just recorded."""
-        if usd > 0 and self.active:
+        if usd > 0 and self.active and self.limit(tenant) is not None:
             with self._lock:
                 self._roll_day()
                 self._local[tenant] = self._local.get(tenant, 0.0) + usd
@@ -196,7 +196,9 @@ class BudgetGuard:
         if not self.active:
             return decision
         cap = self.limit(tenant)
-        if cap is None or self.spent(tenant) < cap:
+        if cap is None:  # not budgeted: not tracked (tenants are caller-chosen strings)
+            return decision
+        if self.spent(tenant) < cap:
             self._stored.setdefault(tenant, 0.0)  # so refresh() reads it from now on
             return decision
         action = self.settings.on_exhausted

@@ -107,3 +107,15 @@ def test_inactive_budgets_do_nothing() -> None:
     g = BudgetGuard(BudgetSettings())
     g.add("t", 100.0)
     assert g.apply(decision(), "t", PROV).model == "big"
+
+
+def test_tenants_without_a_budget_are_not_tracked() -> None:
+    """Tenants are caller-chosen: tracking every one grew memory and refresh() queries."""
+    queried: list[str] = []
+    g = BudgetGuard(BudgetSettings(daily_usd={"acme": 1.0}), lambda t: queried.append(t) or 0.0)
+    for i in range(1000):
+        assert g.apply(decision(), f"random-{i}", PROV).model == "big"
+        g.add(f"random-{i}", 0.5)
+    g.apply(decision(), "acme", PROV)
+    g.refresh()
+    assert queried == ["acme"]

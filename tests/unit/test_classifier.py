@@ -29,7 +29,7 @@ def test_golden_outputs_of_the_tiny_fixture_model() -> None:
         np.testing.assert_allclose(got, case["quality"], rtol=1e-5, atol=1e-6)
 
 
-def test_graph_matches_numpy_reference_and_float16_storage_is_close() -> None:
+def test_graph_matches_numpy_reference_and_float16_storage_is_close(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     w = LinearHiddenWeights(
         w_lin=rng.normal(0, 1, (2048, 2)).astype(np.float32),
@@ -42,12 +42,9 @@ def test_graph_matches_numpy_reference_and_float16_storage_is_close() -> None:
     val = np.array([0.5, 0.25, 0.25, 1.0], dtype=np.float32)
     expected = 1 / (1 + np.exp(-w.predict_logits(idx, val)))
     for storage, tol in (("float32", 1e-5), ("float16", 2e-3)):
-        path = FIXTURES.parent / f".tmp_{storage}.onnx"
-        try:
-            path.write_bytes(build_classifier_graph(w, storage))
-            got = OnnxClassifier(path).run(idx, val)
-        finally:
-            path.unlink(missing_ok=True)
+        path = tmp_path / f"{storage}.onnx"
+        path.write_bytes(build_classifier_graph(w, storage))
+        got = OnnxClassifier(path).run(idx, val)
         np.testing.assert_allclose(got, expected, atol=tol)
 
 

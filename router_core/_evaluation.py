@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from router_core.errors import DataError
+
 __all__ = [
     "TwoModelCurve",
     "aiq",
@@ -81,6 +83,8 @@ def two_model_curve(
     s = np.asarray(scores, dtype=np.float64)
     qs = np.asarray(strong, dtype=np.float64)
     qw = np.asarray(weak, dtype=np.float64)
+    if len(s) == 0:
+        raise DataError("no prompt has outcomes for both models of the pair, so there is no curve")
     cuts = np.unique(np.quantile(s, np.linspace(0.0, 1.0, n_cuts)))
     shares, quals = [], []
     for i, t in enumerate(cuts):

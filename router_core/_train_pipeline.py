@@ -53,6 +53,9 @@ DEFAULT_CANDIDATES: tuple[FitConfig, ...] = tuple(
 SCORER_CONFIG = FitConfig(alpha=1e-4, category_weight=0.0, epochs=8)
 MIN_ROWS = 10
 
+# fewer prompts labelled for both models of the routing pair than this: no pair curve
+MIN_PAIR_ROWS = 20
+
 
 def _row_meta(ds: RoutingDataset) -> list[tuple[str, ...]]:
     """Metadata tokens per row: a JSONL ``category`` becomes the router's ``task_type=``."""
@@ -69,7 +72,11 @@ def routing_pair(ds: RoutingDataset) -> tuple[int, int] | None:
     np.fill_diagonal(joint, -1)
     a, b = np.unravel_index(int(np.argmax(joint)), joint.shape)
     both = lab[:, a] & lab[:, b]
-    qa, qb = ds.outcomes[both, a].mean(), ds.outcomes[both, b].mean()
+    if not both.any():  # each prompt labelled for one model only: compare on their own rows
+        both_a, both_b = lab[:, a], lab[:, b]
+    else:
+        both_a = both_b = both
+    qa, qb = ds.outcomes[both_a, a].mean(), ds.outcomes[both_b, b].mean()
     return (int(a), int(b)) if qa >= qb else (int(b), int(a))
 
 
@@ -283,14 +290,18 @@ def train_model(
     if pair is not None:
         s, w = pair
         both = ~np.isnan(ds.outcomes[:, s]) & ~np.isnan(ds.outcomes[:, w])
-        kinds = {
-            k: two_model_curve(
-                routing_score(P[both], s, w, k), ds.outcomes[both, s], ds.outcomes[both, w]
-            ).apgr()
-            for k in ("diff", "weak")
-        }
-        kind = max(kinds, key=lambda k: kinds[k])
-        scores = routing_score(P[both], s, w, kind)
+        # Production exports often label each prompt for one model only: with too few prompts
+        # labelled for both, keep the default score kind and calibrate on every prompt.
+        kinds: dict[str, float] = {}
+        if int(both.sum()) >= MIN_PAIR_ROWS:
+            kinds = {
+                k: two_model_curve(
+                    routing_score(P[both], s, w, k), ds.outcomes[both, s], ds.outcomes[both, w]
+                ).apgr()
+                for k in ("diff", "weak")
+            }
+        kind = max(kinds, key=lambda k: kinds[k]) if kinds else "diff"
+        scores = routing_score(P[both] if kinds else P, s, w, kind)
         card["routing_score"] = kind
         card["routing_pair"] = {
             "strong": ds.model_names[s],

@@ -229,3 +229,26 @@ def test_eval_and_calibrate_reject_a_model_from_another_feature_version(
         == 2
     )
     assert "version" in capsys.readouterr().err
+
+
+def test_train_on_exports_where_each_prompt_has_one_model(tmp_path: Path) -> None:
+    """Production exports label each prompt for the model that answered it only."""
+    rng = np.random.default_rng(3)
+    words = "alpha beta gamma delta proof integral code python translate summarize".split()
+    data = tmp_path / "export.jsonl"
+    with data.open("w") as fh:
+        for i in range(200):
+            model = "cheap" if i % 2 else "strong"
+            prompt = " ".join(rng.choice(words, 12)) + f" {i}"
+            fh.write(
+                json.dumps({"prompt": prompt, "outcomes": {model: float(rng.random() > 0.4)}})
+                + "\n"
+            )
+    out = tmp_path / "model"
+    assert (
+        main(["train", "--data", str(data), "--out", str(out), "--folds", "2", "--no-scorer"]) == 0
+    )
+    model = QualityModel.load(out)
+    assert set(model.model_names) == {"cheap", "strong"}
+    assert model.card["routing_score"] == "diff"
+    assert model.predict("alpha beta proof").shape == (2,)

@@ -234,7 +234,7 @@ def test_eval_and_calibrate_reject_a_model_from_another_feature_version(
 def test_train_on_exports_where_each_prompt_has_one_model(tmp_path: Path) -> None:
     """Production exports label each prompt for the model that answered it only."""
     rng = np.random.default_rng(3)
-    words = "alpha beta gamma delta proof integral code python translate summarize".split()
+    words = ["alpha", "beta", "gamma", "delta", "proof", "integral", "code", "python", "translate", "summarize"]
     data = tmp_path / "export.jsonl"
     with data.open("w") as fh:
         for i in range(200):

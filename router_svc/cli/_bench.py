@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from llm_router_bench import run_from_args
 
-    return run_from_args(args)
+    return int(run_from_args(args))
 
 
 def _missing(args: argparse.Namespace) -> int:

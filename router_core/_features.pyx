@@ -22,6 +22,8 @@ from libc.string cimport memmove, memset
 
 cimport numpy as cnp
 
+import math
+
 from router_core import _feature_spec as fs
 from router_core.errors import InvalidRequest, ModelError
 
@@ -35,6 +37,7 @@ cdef enum:
     MAX_RANGES = 32
     STACK_CHARS = 4100
     CHUNK = 65536          # hashed indices sorted at a time
+    N_LOG = 4096           # 1 + log(c) tabulated for counts below this
 
 
 cdef uint32_t M_FNV_OFFSET = fs.FNV_OFFSET
@@ -103,6 +106,7 @@ cdef int kw_len[MAX_KW]                 # by id
 cdef int kw_signal[MAX_KW]              # by id
 cdef unsigned char kw_starter[MAX_KW]   # by id
 cdef int n_phrases = 0
+cdef double one_plus_log[N_LOG]         # 1 + log(c), computed exactly as the reference does
 cdef int ph_len[MAX_PHRASES]
 cdef int ph_ids[MAX_PHRASES][3]
 cdef int ph_signal[MAX_PHRASES]
@@ -187,6 +191,10 @@ def _build_tables():
             ph_ids[n_phrases][k] = ids[words[k]]
         ph_signal[n_phrases] = signal
         n_phrases += 1
+    one_plus_log[0] = 1.0
+    one_plus_log[1] = 1.0
+    for c in range(2, N_LOG):
+        one_plus_log[c] = 1.0 + math.log(c)  # the reference's own formula
     if fs.N_SIGNALS != N_SIGNALS:
         raise ModelError("compiled extractor was built for another number of dense signals.")
 
@@ -814,7 +822,7 @@ def extract(text, spec, meta=(), namespace=0):
             sq = 0.0
             for i in range(nu):
                 c = sc.pairs[i] & 0xFFFFFFFFU
-                w = 1.0 if c == 1 else 1.0 + log(<double>c)
+                w = one_plus_log[c] if c < N_LOG else 1.0 + log(<double>c)
                 (<double *>sc.pairs2)[i] = w
                 sq += w * w
             norm = sqrt(sq)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from router_core.errors import InvalidRequest, StorageError
 
@@ -153,6 +154,38 @@ def decision_row(r: DecisionRecord) -> tuple[object, ...]:
         1 if r.escalated else 0, r.ab_arm, r.monitor_note, r.config_version,
         json.dumps(r.scores, sort_keys=True), json.dumps(r.costs, sort_keys=True), r.prompt,
     )  # fmt: skip
+
+
+def feedback_args(fb: FeedbackRecord) -> tuple[object, ...]:
+    """Parameters of the backends' conditional feedback insert (the id twice: row and EXISTS)."""
+    return (fb.request_id, fb.ts, fb.score, fb.source, fb.comment, fb.request_id)
+
+
+class SqlStoreWrites:
+    """``write_batch`` and ``attach_feedback`` for SQL backends; they give the statements and ``_tx``."""
+
+    upsert_sql: ClassVar[str]
+    feedback_sql: ClassVar[str]
+
+    def _tx(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def write_batch(self, records: Sequence[DecisionRecord | FeedbackRecord]) -> int:
+        written = 0
+        with self._tx() as cur:
+            for rec in records:  # in order: a decision lands before its feedback
+                if isinstance(rec, DecisionRecord):
+                    cur.execute(self.upsert_sql, decision_row(rec))
+                    written += 1
+                else:
+                    cur.execute(self.feedback_sql, feedback_args(rec))
+                    written += cur.rowcount
+        return written
+
+    def attach_feedback(self, fb: FeedbackRecord) -> bool:
+        with self._tx() as cur:
+            cur.execute(self.feedback_sql, feedback_args(fb))
+            return bool(cur.rowcount > 0)
 
 
 def row_to_stored(row: Sequence[object]) -> StoredDecision:

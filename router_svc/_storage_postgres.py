@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -13,10 +13,8 @@ import psycopg
 from router_core.errors import StorageError
 from router_svc._storage import (
     DECISION_COLUMNS,
-    DecisionRecord,
-    FeedbackRecord,
+    SqlStoreWrites,
     StoredDecision,
-    decision_row,
     query_sql,
     row_to_stored,
     utc_day,
@@ -56,12 +54,11 @@ _FEEDBACK = (
 )
 
 
-def _fb_args(fb: FeedbackRecord) -> tuple[object, ...]:
-    return (fb.request_id, fb.ts, fb.score, fb.source, fb.comment, fb.request_id)
-
-
-class PostgresStore:
+class PostgresStore(SqlStoreWrites):
     """``DecisionStore`` on PostgreSQL; one connection, re-opened on the next call after a failure."""
+
+    upsert_sql = _UPSERT
+    feedback_sql = _FEEDBACK
 
     def __init__(self, dsn: str, *, connect_timeout_s: float = 3.0) -> None:
         self._dsn = dsn
@@ -87,23 +84,6 @@ class PostgresStore:
                 if self._conn is not None and (self._conn.broken or self._conn.closed):
                     self._conn = None
                 raise StorageError("the PostgreSQL decision store is unavailable.") from exc
-
-    def write_batch(self, records: Sequence[DecisionRecord | FeedbackRecord]) -> int:
-        written = 0
-        with self._tx() as cur:
-            for rec in records:
-                if isinstance(rec, DecisionRecord):
-                    cur.execute(_UPSERT, decision_row(rec))
-                    written += 1
-                else:
-                    cur.execute(_FEEDBACK, _fb_args(rec))
-                    written += cur.rowcount
-        return written
-
-    def attach_feedback(self, fb: FeedbackRecord) -> bool:
-        with self._tx() as cur:
-            cur.execute(_FEEDBACK, _fb_args(fb))
-            return cur.rowcount > 0
 
     def query(
         self,

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from router_core.errors import StorageError
 from router_svc._storage import (
     DECISION_COLUMNS,
-    DecisionRecord,
-    FeedbackRecord,
+    SqlStoreWrites,
     StoredDecision,
-    decision_row,
     query_sql,
     row_to_stored,
     utc_day,
@@ -52,12 +50,11 @@ _FEEDBACK = (
 )
 
 
-def _fb_args(fb: FeedbackRecord) -> tuple[object, ...]:
-    return (fb.request_id, fb.ts, fb.score, fb.source, fb.comment, fb.request_id)
-
-
-class SqliteStore:
+class SqliteStore(SqlStoreWrites):
     """``DecisionStore`` on one SQLite file (``:memory:`` for tests)."""
+
+    upsert_sql = _UPSERT
+    feedback_sql = _FEEDBACK
 
     def __init__(self, path: str, *, timeout_s: float = 5.0) -> None:
         self.path = path
@@ -89,23 +86,6 @@ class SqliteStore:
                 raise StorageError("the SQLite decision store rejected a write.") from exc
             finally:
                 cur.close()
-
-    def write_batch(self, records: Sequence[DecisionRecord | FeedbackRecord]) -> int:
-        written = 0
-        with self._tx() as cur:
-            for rec in records:  # in order: a decision lands before its feedback
-                if isinstance(rec, DecisionRecord):
-                    cur.execute(_UPSERT, decision_row(rec))
-                    written += 1
-                else:
-                    cur.execute(_FEEDBACK, _fb_args(rec))
-                    written += cur.rowcount
-        return written
-
-    def attach_feedback(self, fb: FeedbackRecord) -> bool:
-        with self._tx() as cur:
-            cur.execute(_FEEDBACK, _fb_args(fb))
-            return cur.rowcount > 0
 
     def query(
         self,

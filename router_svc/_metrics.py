@@ -12,6 +12,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from router_core.errors import ConfigError
+
 __all__ = ["BREAKER_STATES", "BoundedLabel", "Metrics"]
 
 # Decision latency lives in microseconds: buckets from 5 us to 10 ms.
@@ -156,7 +158,13 @@ class Metrics:
 
     def serve(self, port: int, host: str = "0.0.0.0") -> Callable[[], None]:
         """Start the /metrics HTTP server on a daemon thread; returns a function that stops it."""
-        server, thread = start_http_server(port, addr=host, registry=self.registry)
+        try:
+            server, thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve metrics on {host}:{port} ({exc.strerror or exc}); "
+                "choose another server.metrics_port (or --metrics-port), or pass --no-metrics."
+            ) from None
 
         def stop() -> None:
             server.shutdown()

@@ -55,6 +55,12 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--no-storage", action="store_true", help="do not log decisions or accept feedback"
     )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="/metrics port (default: server.metrics_port)",
+    )
     p.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
     p.set_defaults(func=run)
 
@@ -130,11 +136,12 @@ async def _serve(router: Any, args: argparse.Namespace) -> None:
     config = state.config
     stops: list[Callable[[], Any]] = []
     metrics = observer = None
-    if not args.no_metrics and config.server.metrics_port:
+    metrics_port = config.server.metrics_port if args.metrics_port is None else args.metrics_port
+    if not args.no_metrics and metrics_port:
         from router_svc._metrics import Metrics
 
         metrics = Metrics()
-        stops.append(metrics.serve(config.server.metrics_port, args.host))
+        stops.append(metrics.serve(metrics_port, args.host))
         observer = _RpcMetrics(metrics)
     from router_svc._ops import Operations
 

@@ -63,7 +63,7 @@ def _run(name: str, cmd: list[str], timeout: int) -> dict[str, object]:
     print(tail, flush=True)
     print(f"== {name}: exit {status} in {seconds}s", flush=True)
     return {
-        "command": " ".join(["python", *cmd[1:]]),
+        "command": " ".join(["python", *(c.replace(str(ROOT) + "/", "") for c in cmd[1:])]),
         "status": status,
         "seconds": seconds,
         "output_tail": tail,

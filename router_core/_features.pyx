@@ -16,11 +16,15 @@ from cpython.unicode cimport (
     Py_UNICODE_ISSPACE,
 )
 from libc.math cimport log, log1p, sqrt
-from libc.stdint cimport int32_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdint cimport int32_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memmove, memset
 
 cimport numpy as cnp
+
+cdef extern from *:
+    int __builtin_ctzll(unsigned long long) nogil
+    int __builtin_popcountll(unsigned long long) nogil
 
 import math
 
@@ -38,6 +42,7 @@ cdef enum:
     STACK_CHARS = 4100
     CHUNK = 65536          # hashed indices sorted at a time
     N_LOG = 4096           # 1 + log(c) tabulated for counts below this
+    BITS_MAX_HASH_BITS = 20   # bitmap counting up to 2**20 indices (256 KiB bitmaps, 2 MiB counts)
 
 
 cdef uint32_t M_FNV_OFFSET = fs.FNV_OFFSET
@@ -219,9 +224,13 @@ cdef struct Scratch:
     uint64_t *pairs    # sorted (index << 32 | count) so far
     uint64_t *pairs2   # pairs of the last drain before merging; later the float64 weights
     Py_ssize_t pairs_cap
+    uint64_t *bm       # per 64 indices: (seen bits, repeated bits); all zero between calls
+    uint64_t *summ     # bit w: bm word w is not zero; all zero between calls
+    int bm_bits        # hash_bits bm, summ and rcount have room for (0: none)
+    uint16_t *rcount   # per index: repeats (count - 1); all zero between calls
 
 
-cdef Scratch scratch = Scratch(NULL, NULL, NULL, NULL, 0)
+cdef Scratch scratch = Scratch(NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, NULL)
 cdef bint scratch_busy = False
 cdef object _last_spec = None
 cdef Params _last_params
@@ -229,9 +238,86 @@ cdef Params _last_params
 
 cdef void free_scratch(Scratch *sc) noexcept:
     free(sc.buf); free(sc.buf2); free(sc.pairs); free(sc.pairs2)
+    free(sc.bm); free(sc.summ); free(sc.rcount)
     sc.buf = sc.buf2 = NULL
     sc.pairs = sc.pairs2 = NULL
     sc.pairs_cap = 0
+    sc.bm = sc.summ = NULL
+    sc.rcount = NULL
+    sc.bm_bits = 0
+
+
+cdef int ensure_bits(Scratch *sc, int hash_bits) except -1:
+    """Zeroed bitmaps and repeat counts for ``2**hash_bits`` indices."""
+    cdef Py_ssize_t words
+    if hash_bits <= sc.bm_bits:
+        return 0
+    free(sc.bm); free(sc.summ); free(sc.rcount)
+    sc.bm_bits = 0
+    words = (<Py_ssize_t>1 << hash_bits) // 64
+    sc.bm = <uint64_t *>calloc(2 * words, sizeof(uint64_t))
+    sc.summ = <uint64_t *>calloc(words // 64 + 1, sizeof(uint64_t))
+    sc.rcount = <uint16_t *>calloc(<Py_ssize_t>1 << hash_bits, sizeof(uint16_t))
+    if sc.bm == NULL or sc.summ == NULL or sc.rcount == NULL:
+        free(sc.bm); free(sc.summ); free(sc.rcount)
+        sc.bm = sc.summ = NULL
+        sc.rcount = NULL
+        raise MemoryError()
+    sc.bm_bits = hash_bits
+    return 0
+
+
+cdef Py_ssize_t bits_count(Scratch *sc, uint32_t *a, Py_ssize_t n) noexcept:
+    """Count ``n`` indices (``n <= CHUNK``, overwritten) with the bitmaps: write sorted
+    (index << 32 | count) to ``sc.pairs`` (room for ``n``); leave bitmaps and counts zeroed."""
+    cdef Py_ssize_t words = (<Py_ssize_t>1 << sc.bm_bits) // 64
+    cdef uint64_t *seen_bm = sc.bm
+    cdef uint64_t *rep_bm = sc.bm + words
+    cdef uint64_t *summ = sc.summ
+    cdef uint16_t *rc = sc.rcount
+    cdef uint64_t *out = sc.pairs
+    cdef Py_ssize_t i, nd = 0, nu = 0, sw, nsumm
+    cdef uint32_t x, w, top = 0, base
+    cdef uint64_t bit, seen, rep, s, r, lo
+    # pass 1, branch-free: mark seen; a repeat marks its bit and joins the list a[:nd]
+    for i in range(n):
+        x = a[i]
+        w = x >> 6
+        bit = (<uint64_t>1) << (x & 63)
+        seen = seen_bm[w]
+        seen_bm[w] = seen | bit
+        rep_bm[w] |= seen & bit
+        summ[w >> 6] |= (<uint64_t>1) << (w & 63)
+        top = w if w > top else top
+        a[nd] = x
+        nd += (seen & bit) != 0
+    for i in range(nd):
+        rc[a[i]] += 1
+    # pass 2: ascending indices from the bitmaps, clearing them on the way
+    nsumm = (top >> 6) + 1 if n else 0
+    for sw in range(nsumm):
+        s = summ[sw]
+        summ[sw] = 0
+        while s:
+            w = <uint32_t>(sw * 64 + __builtin_ctzll(s))
+            s &= s - 1
+            seen = seen_bm[w]
+            rep = rep_bm[w]
+            seen_bm[w] = 0
+            rep_bm[w] = 0
+            base = w * 64
+            r = seen
+            while r:
+                out[nu] = (<uint64_t>(base + <uint32_t>__builtin_ctzll(r)) << 32) | 1
+                nu += 1
+                r &= r - 1
+            while rep:
+                lo = rep & (~rep + 1)
+                x = base + <uint32_t>__builtin_ctzll(rep)
+                out[nu - __builtin_popcountll(seen & ~(lo - 1))] += rc[x]
+                rc[x] = 0
+                rep ^= lo
+    return nu
 
 
 cdef int ensure_buffers(Scratch *sc) except -1:
@@ -696,7 +782,7 @@ cdef Py_ssize_t hashed_text(str low, const Params *p, uint32_t base, WordAcc *a,
     cdef uint32_t stack_wf[STACK_CHARS]
     cdef uint32_t *P = stack_p
     cdef uint32_t *wf = stack_wf
-    cdef Py_ssize_t pn, i, k, end, step, words_done = 0
+    cdef Py_ssize_t pn, i, k, end, step, words_done = 0, bound, nb
     cdef uint32_t char_seed = kind_seed(base, KIND_CHAR)
     cdef Counter c = Counter(sc, 0, 0, p.hash_bits)
     if L + 2 > STACK_CHARS:
@@ -708,6 +794,15 @@ cdef Py_ssize_t hashed_text(str low, const Params *p, uint32_t base, WordAcc *a,
     try:
         ensure_buffers(sc)
         a.wf = wf
+        bound = (L + 2) * (p.ngram_max - p.ngram_min + 1) + L + 1
+        if p.hash_bits <= BITS_MAX_HASH_BITS and bound <= CHUNK:
+            ensure_bits(sc, p.hash_bits)
+            ensure_pairs(sc, bound)
+            pn = scan_truncated(low, base, P, a)
+            nb = count_ngrams(sc, P, 0, pn - p.ngram_min + 1, pn, p, char_seed)
+            for k in range(a.nwf):
+                sc.buf[nb + k] = to_index(wf[k], p)
+            return bits_count(sc, sc.buf, nb + a.nwf)
         pn = scan_truncated(low, base, P, a)
         # the buffer holds CHUNK indices: at most 8 per position, 1 per word feature
         step = CHUNK // 8 - 1
@@ -810,7 +905,7 @@ def extract(text, spec, meta=(), namespace=0):
         nm = sort_count(midx, midx + nm, nm, p.hash_bits, mpairs)
 
         if scratch_busy:
-            local = Scratch(NULL, NULL, NULL, NULL, 0)
+            local = Scratch(NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, NULL)
             sc = &local
         else:
             sc = &scratch

@@ -707,25 +707,44 @@ cdef Py_ssize_t sort_count(uint32_t *a, uint32_t *tmp, Py_ssize_t n, int hash_bi
     return nu
 
 
+cdef inline uint32_t ngram_index(uint32_t h, uint32_t n_dense, uint32_t range_size) noexcept:
+    return n_dense + <uint32_t>((<uint64_t>((h ^ (h >> 16)) * 0x7FEB352DU) * range_size) >> 32)
+
+
 cdef Py_ssize_t count_ngrams(Scratch *sc, const uint32_t *P, Py_ssize_t start, Py_ssize_t stop,
                              Py_ssize_t pn, const Params *p, uint32_t seed) noexcept:
     """Buffer the indices of the character n-grams starting at ``P[start:stop]``."""
     cdef uint32_t *buf = sc.buf
-    cdef Py_ssize_t nb = 0, i
-    cdef uint32_t n_dense = p.n_dense, range_size = p.range_size, h
+    cdef Py_ssize_t nb = 0, i = start, full
+    cdef uint32_t n_dense = p.n_dense, range_size = p.range_size, h, prime = M_FNV_PRIME
     cdef int nmin = p.ngram_min, nmax = p.ngram_max, k, end
     cdef const uint32_t *q
-    for i in range(start, stop):
+    if nmin == 3 and nmax == 5:  # the default spec, unrolled
+        full = min(stop, pn - 4)
+        while i < full:
+            q = P + i
+            h = (seed ^ q[0]) * prime
+            h = (h ^ q[1]) * prime
+            h = (h ^ q[2]) * prime
+            buf[nb] = ngram_index(h, n_dense, range_size)
+            h = (h ^ q[3]) * prime
+            buf[nb + 1] = ngram_index(h, n_dense, range_size)
+            h = (h ^ q[4]) * prime
+            buf[nb + 2] = ngram_index(h, n_dense, range_size)
+            nb += 3
+            i += 1
+    while i < stop:
         q = P + i
         # every n-gram length fits, except near the end of the text
         end = nmax if pn - i >= nmax else <int>(pn - i)
         h = seed
         for k in range(nmin - 1):
-            h = (h ^ q[k]) * M_FNV_PRIME
+            h = (h ^ q[k]) * prime
         for k in range(nmin - 1, end):
-            h = (h ^ q[k]) * M_FNV_PRIME
-            buf[nb] = n_dense + <uint32_t>((<uint64_t>((h ^ (h >> 16)) * 0x7FEB352DU) * range_size) >> 32)
+            h = (h ^ q[k]) * prime
+            buf[nb] = ngram_index(h, n_dense, range_size)
             nb += 1
+        i += 1
     return nb
 
 

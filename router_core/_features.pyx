@@ -277,7 +277,7 @@ cdef Py_ssize_t bits_count(Scratch *sc, uint32_t *a, Py_ssize_t n) noexcept:
     cdef uint16_t *rc = sc.rcount
     cdef uint64_t *out = sc.pairs
     cdef Py_ssize_t i, nd = 0, nu = 0, sw, nsumm
-    cdef uint32_t x, w, top = 0, base
+    cdef uint32_t x, w, base
     cdef uint64_t bit, seen, rep, s, r, lo
     # pass 1, branch-free: mark seen; a repeat marks its bit and joins the list a[:nd]
     for i in range(n):
@@ -288,13 +288,12 @@ cdef Py_ssize_t bits_count(Scratch *sc, uint32_t *a, Py_ssize_t n) noexcept:
         seen_bm[w] = seen | bit
         rep_bm[w] |= seen & bit
         summ[w >> 6] |= (<uint64_t>1) << (w & 63)
-        top = w if w > top else top
         a[nd] = x
         nd += (seen & bit) != 0
     for i in range(nd):
         rc[a[i]] += 1
     # pass 2: ascending indices from the bitmaps, clearing them on the way
-    nsumm = (top >> 6) + 1 if n else 0
+    nsumm = words // 64 + 1 if n else 0
     for sw in range(nsumm):
         s = summ[sw]
         summ[sw] = 0
@@ -958,6 +957,11 @@ def extract(text, spec, meta=(), namespace=0):
                     k += 1
             i = 0
             j = 0
+            if nm == 0:  # no meta tokens: the text features as they are
+                for i in range(nu):
+                    oi[k + i] = <int32_t>(sc.pairs[i] >> 32)
+                    ov[k + i] = <float>((<double *>sc.pairs2)[i] / norm + 0.0)
+                i = nu
             while i < nu or j < nm:
                 ti = <uint32_t>(sc.pairs[i] >> 32) if i < nu else 0xFFFFFFFFU
                 mi = <uint32_t>(mpairs[j] >> 32) if j < nm else 0xFFFFFFFFU

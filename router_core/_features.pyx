@@ -42,7 +42,7 @@ cdef enum:
     STACK_CHARS = 4100
     CHUNK = 65536          # hashed indices sorted at a time
     N_LOG = 4096           # 1 + log(c) tabulated for counts below this
-    BITS_MAX_HASH_BITS = 20   # bitmap counting up to 2**20 indices (256 KiB bitmaps, 2 MiB counts)
+    BITS_MAX_HASH_BITS = 20   # direct counting up to 2**20 indices (2 MiB of counts, 128 KiB bitmap)
 
 
 cdef uint32_t M_FNV_OFFSET = fs.FNV_OFFSET
@@ -224,10 +224,10 @@ cdef struct Scratch:
     uint64_t *pairs    # sorted (index << 32 | count) so far
     uint64_t *pairs2   # pairs of the last drain before merging; later the float64 weights
     Py_ssize_t pairs_cap
-    uint64_t *bm       # per 64 indices: (seen bits, repeated bits); all zero between calls
+    uint64_t *bm       # bit per index (distinct indices of this call); all zero between calls
     uint64_t *summ     # bit w: bm word w is not zero; all zero between calls
     int bm_bits        # hash_bits bm, summ and rcount have room for (0: none)
-    uint16_t *rcount   # per index: repeats (count - 1); all zero between calls
+    uint16_t *rcount   # per index: its count in this call; all zero between calls
 
 
 cdef Scratch scratch = Scratch(NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, NULL)
@@ -255,7 +255,7 @@ cdef int ensure_bits(Scratch *sc, int hash_bits) except -1:
     free(sc.bm); free(sc.summ); free(sc.rcount)
     sc.bm_bits = 0
     words = (<Py_ssize_t>1 << hash_bits) // 64
-    sc.bm = <uint64_t *>calloc(2 * words, sizeof(uint64_t))
+    sc.bm = <uint64_t *>calloc(words, sizeof(uint64_t))
     sc.summ = <uint64_t *>calloc(words // 64 + 1, sizeof(uint64_t))
     sc.rcount = <uint16_t *>calloc(<Py_ssize_t>1 << hash_bits, sizeof(uint16_t))
     if sc.bm == NULL or sc.summ == NULL or sc.rcount == NULL:
@@ -268,31 +268,32 @@ cdef int ensure_bits(Scratch *sc, int hash_bits) except -1:
 
 
 cdef Py_ssize_t bits_count(Scratch *sc, uint32_t *a, Py_ssize_t n) noexcept:
-    """Count ``n`` indices (``n <= CHUNK``, overwritten) with the bitmaps: write sorted
-    (index << 32 | count) to ``sc.pairs`` (room for ``n``); leave bitmaps and counts zeroed."""
+    """Count ``n`` indices (``n < CHUNK``, overwritten): write sorted (index << 32 | count) to
+    ``sc.pairs`` (room for ``n``); leave the counts and the bitmap zeroed again."""
     cdef Py_ssize_t words = (<Py_ssize_t>1 << sc.bm_bits) // 64
     cdef uint64_t *seen_bm = sc.bm
-    cdef uint64_t *rep_bm = sc.bm + words
     cdef uint64_t *summ = sc.summ
     cdef uint16_t *rc = sc.rcount
     cdef uint64_t *out = sc.pairs
-    cdef Py_ssize_t i, nd = 0, nu = 0, sw, nsumm
+    cdef Py_ssize_t i, nu = 0, sw, nsumm
     cdef uint32_t x, w, base
-    cdef uint64_t bit, seen, rep, s, r, lo
-    # pass 1, branch-free: mark seen; a repeat marks its bit and joins the list a[:nd]
+    cdef uint16_t old
+    cdef uint64_t seen, s
+    # pass 1, branch-free: count; first occurrences join the list a[:nu]
     for i in range(n):
         x = a[i]
+        old = rc[x]
+        rc[x] = old + 1
+        a[nu] = x
+        nu += old == 0
+    # pass 2: the distinct indices into the bitmap (and its summary)
+    for i in range(nu):
+        x = a[i]
         w = x >> 6
-        bit = (<uint64_t>1) << (x & 63)
-        seen = seen_bm[w]
-        seen_bm[w] = seen | bit
-        rep_bm[w] |= seen & bit
+        seen_bm[w] |= (<uint64_t>1) << (x & 63)
         summ[w >> 6] |= (<uint64_t>1) << (w & 63)
-        a[nd] = x
-        nd += (seen & bit) != 0
-    for i in range(nd):
-        rc[a[i]] += 1
-    # pass 2: ascending indices from the bitmaps, clearing them on the way
+    # pass 3: ascending indices off the bitmap, clearing it and the counts on the way
+    nu = 0
     nsumm = words // 64 + 1 if n else 0
     for sw in range(nsumm):
         s = summ[sw]
@@ -301,21 +302,14 @@ cdef Py_ssize_t bits_count(Scratch *sc, uint32_t *a, Py_ssize_t n) noexcept:
             w = <uint32_t>(sw * 64 + __builtin_ctzll(s))
             s &= s - 1
             seen = seen_bm[w]
-            rep = rep_bm[w]
             seen_bm[w] = 0
-            rep_bm[w] = 0
             base = w * 64
-            r = seen
-            while r:
-                out[nu] = (<uint64_t>(base + <uint32_t>__builtin_ctzll(r)) << 32) | 1
-                nu += 1
-                r &= r - 1
-            while rep:
-                lo = rep & (~rep + 1)
-                x = base + <uint32_t>__builtin_ctzll(rep)
-                out[nu - __builtin_popcountll(seen & ~(lo - 1))] += rc[x]
+            while seen:
+                x = base + <uint32_t>__builtin_ctzll(seen)
+                out[nu] = (<uint64_t>x << 32) | rc[x]
                 rc[x] = 0
-                rep ^= lo
+                nu += 1
+                seen &= seen - 1
     return nu
 
 
@@ -813,7 +807,7 @@ cdef Py_ssize_t hashed_text(str low, const Params *p, uint32_t base, WordAcc *a,
         ensure_buffers(sc)
         a.wf = wf
         bound = (L + 2) * (p.ngram_max - p.ngram_min + 1) + L + 1
-        if p.hash_bits <= BITS_MAX_HASH_BITS and bound <= CHUNK:
+        if p.hash_bits <= BITS_MAX_HASH_BITS and bound < CHUNK:  # counts fit uint16
             ensure_bits(sc, p.hash_bits)
             ensure_pairs(sc, bound)
             pn = scan_truncated(low, base, P, a)

@@ -22,10 +22,6 @@ from libc.string cimport memmove, memset
 
 cimport numpy as cnp
 
-cdef extern from *:
-    int __builtin_ctzll(unsigned long long) nogil
-    int __builtin_popcountll(unsigned long long) nogil
-
 import math
 
 from router_core import _feature_spec as fs
@@ -42,7 +38,7 @@ cdef enum:
     STACK_CHARS = 4100
     CHUNK = 65536          # hashed indices sorted at a time
     N_LOG = 4096           # 1 + log(c) tabulated for counts below this
-    BITS_MAX_HASH_BITS = 20   # direct counting up to 2**20 indices (2 MiB of counts, 128 KiB bitmap)
+    DIRECT_MAX_HASH_BITS = 20  # direct counting up to 2**20 indices (2 MiB of uint16 counts)
 
 
 cdef uint32_t M_FNV_OFFSET = fs.FNV_OFFSET
@@ -224,13 +220,11 @@ cdef struct Scratch:
     uint64_t *pairs    # sorted (index << 32 | count) so far
     uint64_t *pairs2   # pairs of the last drain before merging; later the float64 weights
     Py_ssize_t pairs_cap
-    uint64_t *bm       # bit per index (distinct indices of this call); all zero between calls
-    uint64_t *summ     # bit w: bm word w is not zero; all zero between calls
-    int bm_bits        # hash_bits bm, summ and rcount have room for (0: none)
     uint16_t *rcount   # per index: its count in this call; all zero between calls
+    int rc_bits        # hash_bits rcount has room for (0: none)
 
 
-cdef Scratch scratch = Scratch(NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, NULL)
+cdef Scratch scratch = Scratch(NULL, NULL, NULL, NULL, 0, NULL, 0)
 cdef bint scratch_busy = False
 cdef object _last_spec = None
 cdef Params _last_params
@@ -238,78 +232,47 @@ cdef Params _last_params
 
 cdef void free_scratch(Scratch *sc) noexcept:
     free(sc.buf); free(sc.buf2); free(sc.pairs); free(sc.pairs2)
-    free(sc.bm); free(sc.summ); free(sc.rcount)
+    free(sc.rcount)
     sc.buf = sc.buf2 = NULL
     sc.pairs = sc.pairs2 = NULL
     sc.pairs_cap = 0
-    sc.bm = sc.summ = NULL
     sc.rcount = NULL
-    sc.bm_bits = 0
+    sc.rc_bits = 0
 
 
-cdef int ensure_bits(Scratch *sc, int hash_bits) except -1:
-    """Zeroed bitmaps and repeat counts for ``2**hash_bits`` indices."""
-    cdef Py_ssize_t words
-    if hash_bits <= sc.bm_bits:
+cdef int ensure_counts(Scratch *sc, int hash_bits) except -1:
+    """A zeroed count array for ``2**hash_bits`` indices."""
+    if hash_bits <= sc.rc_bits:
         return 0
-    free(sc.bm); free(sc.summ); free(sc.rcount)
-    sc.bm_bits = 0
-    words = (<Py_ssize_t>1 << hash_bits) // 64
-    sc.bm = <uint64_t *>calloc(words, sizeof(uint64_t))
-    sc.summ = <uint64_t *>calloc(words // 64 + 1, sizeof(uint64_t))
+    free(sc.rcount)
+    sc.rc_bits = 0
     sc.rcount = <uint16_t *>calloc(<Py_ssize_t>1 << hash_bits, sizeof(uint16_t))
-    if sc.bm == NULL or sc.summ == NULL or sc.rcount == NULL:
-        free(sc.bm); free(sc.summ); free(sc.rcount)
-        sc.bm = sc.summ = NULL
-        sc.rcount = NULL
+    if sc.rcount == NULL:
         raise MemoryError()
-    sc.bm_bits = hash_bits
+    sc.rc_bits = hash_bits
     return 0
 
 
-cdef Py_ssize_t bits_count(Scratch *sc, uint32_t *a, Py_ssize_t n) noexcept:
-    """Count ``n`` indices (``n < CHUNK``, overwritten): write sorted (index << 32 | count) to
-    ``sc.pairs`` (room for ``n``); leave the counts and the bitmap zeroed again."""
-    cdef Py_ssize_t words = (<Py_ssize_t>1 << sc.bm_bits) // 64
-    cdef uint64_t *seen_bm = sc.bm
-    cdef uint64_t *summ = sc.summ
+cdef Py_ssize_t direct_count(Scratch *sc, uint32_t *a, Py_ssize_t n, int hash_bits) noexcept:
+    """Count ``n`` indices (``n < CHUNK``, overwritten) in the count array: write sorted
+    (index << 32 | count) to ``sc.pairs`` (room for ``n``); leave the counts zeroed again."""
     cdef uint16_t *rc = sc.rcount
     cdef uint64_t *out = sc.pairs
-    cdef Py_ssize_t i, nu = 0, sw, nsumm
-    cdef uint32_t x, w, base
+    cdef Py_ssize_t i, nu = 0
+    cdef uint32_t x
     cdef uint16_t old
-    cdef uint64_t seen, s
-    # pass 1, branch-free: count; first occurrences join the list a[:nu]
+    # branch-free: count; first occurrences join the list a[:nu]
     for i in range(n):
         x = a[i]
         old = rc[x]
         rc[x] = old + 1
         a[nu] = x
         nu += old == 0
-    # pass 2: the distinct indices into the bitmap (and its summary)
+    radix_sort(a, sc.buf2, nu, hash_bits)
     for i in range(nu):
         x = a[i]
-        w = x >> 6
-        seen_bm[w] |= (<uint64_t>1) << (x & 63)
-        summ[w >> 6] |= (<uint64_t>1) << (w & 63)
-    # pass 3: ascending indices off the bitmap, clearing it and the counts on the way
-    nu = 0
-    nsumm = words // 64 + 1 if n else 0
-    for sw in range(nsumm):
-        s = summ[sw]
-        summ[sw] = 0
-        while s:
-            w = <uint32_t>(sw * 64 + __builtin_ctzll(s))
-            s &= s - 1
-            seen = seen_bm[w]
-            seen_bm[w] = 0
-            base = w * 64
-            while seen:
-                x = base + <uint32_t>__builtin_ctzll(seen)
-                out[nu] = (<uint64_t>x << 32) | rc[x]
-                rc[x] = 0
-                nu += 1
-                seen &= seen - 1
+        out[i] = (<uint64_t>x << 32) | rc[x]
+        rc[x] = 0
     return nu
 
 
@@ -657,13 +620,11 @@ cdef void insertion_sort(uint32_t *a, Py_ssize_t n) noexcept:
         a[j + 1] = x
 
 
-cdef Py_ssize_t sort_count(uint32_t *a, uint32_t *tmp, Py_ssize_t n, int hash_bits,
-                           uint64_t *out) noexcept:
-    """Sort ``n`` indices (< 2**hash_bits; two LSD radix passes) and write (index << 32 | count)."""
-    cdef Py_ssize_t i, nu = 0
+cdef void radix_sort(uint32_t *a, uint32_t *tmp, Py_ssize_t n, int hash_bits) noexcept:
+    """Sort ``n`` indices (< 2**hash_bits; two LSD radix passes)."""
+    cdef Py_ssize_t i
     cdef int bits = (hash_bits + 1) // 2
-    cdef uint32_t m = (1U << bits) - 1, b, t, t0 = 0, t1 = 0, x, prev = 0xFFFFFFFFU, fresh
-    cdef uint64_t run = 0
+    cdef uint32_t m = (1U << bits) - 1, b, t, t0 = 0, t1 = 0, x
     cdef uint32_t h0[4096]
     cdef uint32_t h1[4096]
     if n < 64:
@@ -689,6 +650,15 @@ cdef Py_ssize_t sort_count(uint32_t *a, uint32_t *tmp, Py_ssize_t n, int hash_bi
             x = tmp[i]
             a[h1[x >> bits]] = x
             h1[x >> bits] += 1
+
+
+cdef Py_ssize_t sort_count(uint32_t *a, uint32_t *tmp, Py_ssize_t n, int hash_bits,
+                           uint64_t *out) noexcept:
+    """Sort ``n`` indices (< 2**hash_bits) and write (index << 32 | count)."""
+    cdef Py_ssize_t i, nu = 0
+    cdef uint32_t x, prev = 0xFFFFFFFFU, fresh
+    cdef uint64_t run = 0
+    radix_sort(a, tmp, n, hash_bits)
     # run-length count, branch-free (equal neighbours are unpredictable)
     for i in range(n):
         x = a[i]
@@ -807,14 +777,14 @@ cdef Py_ssize_t hashed_text(str low, const Params *p, uint32_t base, WordAcc *a,
         ensure_buffers(sc)
         a.wf = wf
         bound = (L + 2) * (p.ngram_max - p.ngram_min + 1) + L + 1
-        if p.hash_bits <= BITS_MAX_HASH_BITS and bound < CHUNK:  # counts fit uint16
-            ensure_bits(sc, p.hash_bits)
+        if p.hash_bits <= DIRECT_MAX_HASH_BITS and bound < CHUNK:  # counts fit uint16
+            ensure_counts(sc, p.hash_bits)
             ensure_pairs(sc, bound)
             pn = scan_truncated(low, base, P, a)
             nb = count_ngrams(sc, P, 0, pn - p.ngram_min + 1, pn, p, char_seed)
             for k in range(a.nwf):
                 sc.buf[nb + k] = to_index(wf[k], p)
-            return bits_count(sc, sc.buf, nb + a.nwf)
+            return direct_count(sc, sc.buf, nb + a.nwf, p.hash_bits)
         pn = scan_truncated(low, base, P, a)
         # the buffer holds CHUNK indices: at most 8 per position, 1 per word feature
         step = CHUNK // 8 - 1
@@ -917,7 +887,7 @@ def extract(text, spec, meta=(), namespace=0):
         nm = sort_count(midx, midx + nm, nm, p.hash_bits, mpairs)
 
         if scratch_busy:
-            local = Scratch(NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, NULL)
+            local = Scratch(NULL, NULL, NULL, NULL, 0, NULL, 0)
             sc = &local
         else:
             sc = &scratch

@@ -1,7 +1,9 @@
 """The outermost server interceptor: contextvars, one canonical log line per RPC, error mapping.
 
 For every ``llm_router.v1.Router`` method it starts the RPC's field dict with ``rpc``
-(``_logging.start_rpc``), runs the handler (the servicer annotates request id, strategy,
+(``_logging.start_rpc``), maps a request whose bytes are not protobuf to INVALID_ARGUMENT
+(``_decode``: the never-raising deserializer and the ``Undecodable`` check run here, in the
+same wrapper, so a call pays for one interceptor layer, not two), runs the handler (the servicer annotates request id, strategy,
 model, tokens ... as it learns them), translates a ``RouterError`` into its status (``_status.py``), turns anything else
 into INTERNAL (logged with its traceback, never sent to the caller), and writes one line,
 ``rpc_handled``, with the status code and latency. Health and reflection pass through.
@@ -18,7 +20,8 @@ from typing import Any, Protocol
 import grpc
 
 from router_core.errors import RouterError
-from router_svc._logging import get_logger, start_rpc
+from router_svc._decode import Undecodable, guard_stream_unary, safe_deserializer
+from router_svc._logging import get_logger, log_line, start_rpc
 from router_svc._status import status_for
 
 __all__ = ["CanonicalLogInterceptor", "RpcObserver"]
@@ -72,20 +75,29 @@ class _Call:
         fields["code"] = self.code
         fields["latency_ms"] = latency_ms
         if self.code == "OK":
-            _log.info("rpc_handled", **fields)
+            log_line(_log, "info", "rpc_handled", fields)
         elif self.code == "INTERNAL":
-            _log.error("rpc_handled", **fields)
+            log_line(_log, "error", "rpc_handled", fields)
         else:
-            _log.warning("rpc_handled", **fields)
+            log_line(_log, "warning", "rpc_handled", fields)
         if self.observer is not None:
             self.observer.observe_rpc(self.rpc, self.code, seconds)
 
 
 class CanonicalLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Binds contextvars, maps errors to statuses and logs one line per Router RPC."""
+    """Binds contextvars, maps errors to statuses and logs one line per Router RPC.
 
-    def __init__(self, observer: RpcObserver | None = None) -> None:
+    Args:
+        observer: receives one observation per RPC (metrics).
+        decode_guard: undecodable request bytes become INVALID_ARGUMENT (see ``_decode``);
+            a stream_stream handler receives ``Undecodable`` items and must check them itself
+            (``RouterServicer.RouteStream`` does), so its messages pass through no extra
+            generator layer.
+    """
+
+    def __init__(self, observer: RpcObserver | None = None, *, decode_guard: bool = False) -> None:
         self._observer = observer
+        self._decode_guard = decode_guard
         self._wrapped: dict[grpc.RpcMethodHandler, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
@@ -104,32 +116,41 @@ class CanonicalLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return wrapped
 
     def _wrap(self, handler: grpc.RpcMethodHandler, rpc: str) -> grpc.RpcMethodHandler:
+        deserializer = handler.request_deserializer
+        if self._decode_guard:
+            deserializer = safe_deserializer(deserializer)
         codec = {
-            "request_deserializer": handler.request_deserializer,
+            "request_deserializer": deserializer,
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, rpc), **codec
             )
-        if handler.stream_unary is not None:
+        if handler.stream_unary is not None:  # no Router method is client-streaming only
+            behavior = handler.stream_unary
+            if self._decode_guard:
+                behavior = guard_stream_unary(behavior)
             return grpc.stream_unary_rpc_method_handler(
-                self._unary(handler.stream_unary, rpc), **codec
+                self._unary(behavior, rpc, guard=False), **codec
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._stream(handler.unary_stream, rpc), **codec
             )
         return grpc.stream_stream_rpc_method_handler(
-            self._stream(handler.stream_stream, rpc), **codec
+            self._stream(handler.stream_stream, rpc, guard=False), **codec
         )
 
-    def _unary(self, behavior: Any, rpc: str) -> Any:
+    def _unary(self, behavior: Any, rpc: str, *, guard: bool = True) -> Any:
         observer = self._observer
+        guard = guard and self._decode_guard
 
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             call = _Call(rpc, observer)
             try:
+                if guard and type(request) is Undecodable:
+                    raise request.error()
                 return await behavior(request, context)
             except grpc.aio.AbortError:
                 call.code = _code_name(context)
@@ -146,14 +167,17 @@ class CanonicalLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         return unary
 
-    def _stream(self, behavior: Any, rpc: str) -> Any:
+    def _stream(self, behavior: Any, rpc: str, *, guard: bool = True) -> Any:
         observer = self._observer
+        guard = guard and self._decode_guard
 
         async def stream(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
             call = _Call(rpc, observer)
             try:
+                if guard and type(request) is Undecodable:
+                    raise request.error()
                 # aclosing: however this generator ends, the servicer's generator (and the
                 # upstream stream it holds) is closed now, not whenever it is collected
                 async with contextlib.aclosing(behavior(request, context)) as inner:

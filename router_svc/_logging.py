@@ -10,8 +10,10 @@ call, and the interceptor writes it as the canonical line. (One dict instead of 
 
 from __future__ import annotations
 
+import datetime
 import logging
 import sys
+import threading
 from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import Any, TextIO
@@ -23,6 +25,7 @@ __all__ = [
     "annotate",
     "configure_logging",
     "get_logger",
+    "log_line",
     "merge_rpc_fields",
     "rpc_fields",
     "start_rpc",
@@ -61,6 +64,57 @@ def merge_rpc_fields(
     return event_dict
 
 
+class _FastJson:
+    """The JSON line writer ``log_line`` uses while ``configure_logging``'s set-up is active."""
+
+    __slots__ = ("flush", "lock", "min_level", "processors", "write")
+
+    def __init__(self, binary: Any, min_level: int, processors: list[Any]) -> None:
+        self.write = binary.write
+        self.flush = binary.flush
+        self.lock = threading.Lock()
+        self.min_level = min_level
+        self.processors = processors  # identity tells whether structlog was reconfigured
+
+
+_fast: _FastJson | None = None
+_structlog_config: Any = getattr(getattr(structlog, "_config", None), "_CONFIG", None)
+_UTC = datetime.timezone.utc
+_now = datetime.datetime.now
+
+
+def _json_default(obj: Any) -> str:
+    return repr(obj)  # as structlog's JSONRenderer does for what JSON cannot encode
+
+
+def log_line(logger: Any, level: str, event: str, fields: dict[str, Any]) -> None:
+    """Log ``event`` with ``fields`` at ``level`` (info, warning, error).
+
+    Same line as ``getattr(logger, level)(event, **fields)``; under the JSON set-up of
+    ``configure_logging`` it is rendered directly (field order, level, ISO UTC timestamp,
+    orjson), skipping the processor chain: this is the canonical line of every RPC.
+    """
+    fast = _fast
+    if (
+        fast is None
+        or _structlog_config is None
+        or _structlog_config.default_processors is not fast.processors
+    ):
+        getattr(logger, level)(event, **fields)
+        return
+    if _LEVELS[level] < fast.min_level:
+        return
+    line = dict(fields)
+    line["event"] = event
+    structlog.contextvars.merge_contextvars(None, level, line)
+    line["level"] = level
+    line["timestamp"] = _now(tz=_UTC).isoformat().replace("+00:00", "Z")
+    data = orjson.dumps(line, default=_json_default) + b"\n"
+    with fast.lock:
+        fast.write(data)
+        fast.flush()
+
+
 _keep_open: list[TextIO] = []
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -80,6 +134,7 @@ def configure_logging(
         json: force JSON (True) or console (False) output; None decides by ``stream.isatty()``.
         stream: where lines go (default: stderr).
     """
+    global _fast
     out = stream if stream is not None else sys.stderr
     if json is None:
         json = not (hasattr(out, "isatty") and out.isatty())
@@ -91,12 +146,15 @@ def configure_logging(
         structlog.processors.format_exc_info,
     ]
     factory: Any
+    min_level = _LEVELS.get(level.lower(), logging.INFO)
+    _fast = None
     binary = getattr(out, "buffer", None)
     if json and binary is not None:
         # orjson: the canonical line is on every RPC's path; it halves the cost of a line
         processors.append(structlog.processors.JSONRenderer(serializer=orjson.dumps))
         factory = structlog.BytesLoggerFactory(binary)
         _keep_open.append(out)  # closing the text stream would close its buffer too
+        _fast = _FastJson(binary, min_level, processors)
     elif json:
         processors.append(structlog.processors.JSONRenderer())
         factory = structlog.PrintLoggerFactory(out)
@@ -105,9 +163,7 @@ def configure_logging(
         factory = structlog.PrintLoggerFactory(out)
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(
-            _LEVELS.get(level.lower(), logging.INFO)
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(min_level),
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )

@@ -23,7 +23,6 @@ from grpc_reflection.v1alpha import reflection
 from llm_router.v1 import router_pb2, router_pb2_grpc
 from router_core.errors import ConfigError
 from router_svc._auth import AuthInterceptor
-from router_svc._decode import DecodeGuardInterceptor
 from router_svc._interceptors import CanonicalLogInterceptor, RpcObserver
 from router_svc._logging import get_logger
 from router_svc._reload import Reloader
@@ -99,8 +98,8 @@ class RouterServer:
         self.auth = AuthInterceptor(state)
         self._server = grpc.aio.server(
             interceptors=[
-                CanonicalLogInterceptor(observer),
-                DecodeGuardInterceptor(),  # bytes that are not protobuf: INVALID_ARGUMENT
+                # also maps bytes that are not protobuf to INVALID_ARGUMENT (decode guard)
+                CanonicalLogInterceptor(observer, decode_guard=True),
                 self.auth,
                 *interceptors,
             ],

@@ -32,6 +32,7 @@ from router_svc._convert import (
     pin_model,
     summary_to_proto,
 )
+from router_svc._decode import Undecodable
 from router_svc._events import CompletionResult, Delta
 from router_svc._logging import annotate
 from router_svc._status import status_for
@@ -191,6 +192,8 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         items = failed = 0
         try:
             async for request in request_iterator:
+                if type(request) is Undecodable:  # the stream ends here (INVALID_ARGUMENT)
+                    raise request.error()
                 items += 1
                 snap = self._state.current  # per item: a long stream picks up reloads
                 try:

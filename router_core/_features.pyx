@@ -97,6 +97,7 @@ cdef uint32_t range_lo[MAX_RANGES]
 cdef uint32_t range_hi[MAX_RANGES]
 cdef int range_script[MAX_RANGES]
 cdef unsigned char bmp_script[0x10000]  # script index + 1 of each BMP code point, 0: none
+cdef unsigned char bmp_class[0x10000]   # BMP code point: 1 if Py_UNICODE_ISSPACE, | 2 if ISALNUM
 cdef int n_scripts = len(fs.SCRIPT_RANGES)
 
 cdef int n_kw = 0
@@ -141,6 +142,7 @@ cdef uint32_t fnv_str(uint32_t h, str s):
 def _build_tables():
     global n_ranges, n_kw, n_phrases
     cdef int c, k, slot, kid
+    cdef Py_UCS4 u
     cdef uint32_t h
     for c in range(128):
         ch = chr(c)
@@ -150,6 +152,8 @@ def _build_tables():
         ascii_special[c] = ascii_op[c] or ch in "\n`:"
         ascii_scripts[c] = 0
     memset(bmp_script, 0, sizeof(bmp_script))
+    for u in range(0x10000):  # the same calls the loops would make, tabulated
+        bmp_class[u] = (1 if Py_UNICODE_ISSPACE(u) else 0) | (2 if Py_UNICODE_ISALNUM(u) else 0)
     for k, ranges in enumerate(fs.SCRIPT_RANGES):
         for lo, hi in ranges:
             if n_ranges >= MAX_RANGES:
@@ -438,7 +442,7 @@ cdef void full_text_signals(str text, double *dense) noexcept:
                     n_dod += 1
         else:
             n_nonascii += 1
-            sp = Py_UNICODE_ISSPACE(c)
+            sp = (bmp_class[c] & 1) if c <= 0xFFFF else Py_UNICODE_ISSPACE(c)
             n_space += sp
             if c <= 0xFFFF:
                 if bmp_script[c]:
@@ -577,6 +581,9 @@ cdef Py_ssize_t scan_truncated(str low, uint32_t base, uint32_t *P, WordAcc *a) 
         if c < 128:
             sp = ascii_space[c]
             an = ascii_alnum[c]
+        elif c <= 0xFFFF:
+            sp = bmp_class[c] & 1
+            an = bmp_class[c] >> 1
         else:
             sp = Py_UNICODE_ISSPACE(c)
             an = Py_UNICODE_ISALNUM(c)

@@ -257,21 +257,21 @@ cdef int ensure_counts(Scratch *sc, int hash_bits) except -1:
     return 0
 
 
-cdef Py_ssize_t direct_count(Scratch *sc, uint32_t *a, Py_ssize_t n, int hash_bits) noexcept:
-    """Count ``n`` indices (``n < CHUNK``, overwritten) in the count array: write sorted
-    (index << 32 | count) to ``sc.pairs`` (room for ``n``); leave the counts zeroed again."""
+cdef inline Py_ssize_t tally(uint16_t *rc, uint32_t *a, Py_ssize_t nu, uint32_t x) noexcept:
+    """Count index ``x``, branch-free; a first occurrence joins the list ``a[:nu]``."""
+    cdef uint16_t old = rc[x]
+    rc[x] = old + 1
+    a[nu] = x
+    return nu + (old == 0)
+
+
+cdef Py_ssize_t direct_sorted(Scratch *sc, uint32_t *a, Py_ssize_t nu, int hash_bits) noexcept:
+    """Sort the ``nu`` distinct indices ``a`` counted in ``sc.rcount``: write (index << 32 | count)
+    to ``sc.pairs`` (room for ``nu``) and leave the counts zeroed again."""
     cdef uint16_t *rc = sc.rcount
     cdef uint64_t *out = sc.pairs
-    cdef Py_ssize_t i, nu = 0
+    cdef Py_ssize_t i
     cdef uint32_t x
-    cdef uint16_t old
-    # branch-free: count; first occurrences join the list a[:nu]
-    for i in range(n):
-        x = a[i]
-        old = rc[x]
-        rc[x] = old + 1
-        a[nu] = x
-        nu += old == 0
     radix_sort(a, sc.buf2, nu, hash_bits)
     for i in range(nu):
         x = a[i]
@@ -718,6 +718,42 @@ cdef Py_ssize_t count_ngrams(Scratch *sc, const uint32_t *P, Py_ssize_t start, P
     return nb
 
 
+cdef Py_ssize_t tally_ngrams(Scratch *sc, const uint32_t *P, Py_ssize_t pn, const Params *p,
+                             uint32_t seed) noexcept:
+    """Count the character n-grams of ``P[:pn]`` in ``sc.rcount``; list the distinct indices in
+    ``sc.buf`` and return how many (as ``count_ngrams``, counting instead of buffering)."""
+    cdef uint32_t *u = sc.buf
+    cdef uint16_t *rc = sc.rcount
+    cdef Py_ssize_t nu = 0, i = 0, full, stop = pn - p.ngram_min + 1
+    cdef uint32_t n_dense = p.n_dense, range_size = p.range_size, h, prime = M_FNV_PRIME
+    cdef int nmin = p.ngram_min, nmax = p.ngram_max, k, end
+    cdef const uint32_t *q
+    if nmin == 3 and nmax == 5:  # the default spec, unrolled
+        full = min(stop, pn - 4)
+        while i < full:
+            q = P + i
+            h = (seed ^ q[0]) * prime
+            h = (h ^ q[1]) * prime
+            h = (h ^ q[2]) * prime
+            nu = tally(rc, u, nu, ngram_index(h, n_dense, range_size))
+            h = (h ^ q[3]) * prime
+            nu = tally(rc, u, nu, ngram_index(h, n_dense, range_size))
+            h = (h ^ q[4]) * prime
+            nu = tally(rc, u, nu, ngram_index(h, n_dense, range_size))
+            i += 1
+    while i < stop:
+        q = P + i
+        end = nmax if pn - i >= nmax else <int>(pn - i)
+        h = seed
+        for k in range(nmin - 1):
+            h = (h ^ q[k]) * prime
+        for k in range(nmin - 1, end):
+            h = (h ^ q[k]) * prime
+            nu = tally(rc, u, nu, ngram_index(h, n_dense, range_size))
+        i += 1
+    return nu
+
+
 cdef struct Counter:
     Scratch *sc
     Py_ssize_t pending  # indices waiting in sc.buf
@@ -788,10 +824,10 @@ cdef Py_ssize_t hashed_text(str low, const Params *p, uint32_t base, WordAcc *a,
             ensure_counts(sc, p.hash_bits)
             ensure_pairs(sc, bound)
             pn = scan_truncated(low, base, P, a)
-            nb = count_ngrams(sc, P, 0, pn - p.ngram_min + 1, pn, p, char_seed)
+            nb = tally_ngrams(sc, P, pn, p, char_seed)
             for k in range(a.nwf):
-                sc.buf[nb + k] = to_index(wf[k], p)
-            return direct_count(sc, sc.buf, nb + a.nwf, p.hash_bits)
+                nb = tally(sc.rcount, sc.buf, nb, to_index(wf[k], p))
+            return direct_sorted(sc, sc.buf, nb, p.hash_bits)
         pn = scan_truncated(low, base, P, a)
         # the buffer holds CHUNK indices: at most 8 per position, 1 per word feature
         step = CHUNK // 8 - 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,28 @@ __all__ = [
 ]
 
 MAX_REQUEST_ID_CHARS = 128
+_ID_BATCH = 256
+_ids: Iterator[str] = iter(())
+
+
+def new_request_id() -> str:
+    """128 random bits as 32 hex digits (``os.urandom``, read 256 ids at a time: one syscall
+    per 256 requests instead of one each; the pool is dropped in a forked child)."""
+    global _ids
+    for rid in _ids:  # next() on a list iterator: atomic under the GIL
+        return rid
+    raw = os.urandom(16 * _ID_BATCH).hex()
+    batch = [raw[i : i + 32] for i in range(0, len(raw), 32)]
+    _ids = iter(batch[1:])
+    return batch[0]
+
+
+def _forget_ids() -> None:
+    global _ids
+    _ids = iter(())
+
+
+os.register_at_fork(after_in_child=_forget_ids)
 
 _ROLES: Mapping[int, str] = {
     pb.ROLE_UNSPECIFIED: "user",
@@ -182,7 +204,7 @@ def parse_route_request(
         capabilities=capabilities,
         tenant=msg.tenant,
         tags=tuple(msg.tags) if msg.tags else (),
-        request_id=request_id or os.urandom(16).hex(),  # 128 random bits, 6x cheaper than uuid4
+        request_id=request_id or new_request_id(),
         strategy=strategy,
         threshold=threshold,
         quality_target=quality_target,
@@ -205,6 +227,20 @@ def pin_model(decision: Decision, spec: ModelSpec) -> Decision:
     )
 
 
+_providers_of: tuple[object, tuple[tuple[str, str], ...]] = (None, ())
+
+
+def _providers(catalog: Mapping[str, ModelSpec]) -> tuple[tuple[str, str], ...]:
+    """(name, provider) in catalog order, computed once per catalog (i.e. per config)."""
+    global _providers_of
+    cached = _providers_of  # one tuple: read and replaced atomically
+    if cached[0] is catalog:
+        return cached[1]
+    pairs = tuple((name, spec.provider) for name, spec in catalog.items())
+    _providers_of = (catalog, pairs)
+    return pairs
+
+
 def decision_to_proto(
     decision: Decision, request_id: str, catalog: Mapping[str, ModelSpec]
 ) -> pb.RouteDecision:
@@ -223,14 +259,14 @@ def decision_to_proto(
         monitor_note=decision.monitor_note,
     )
     add = out.candidates.add  # built in place: cheaper than constructing and copying them
-    for name, spec in catalog.items():
+    for name, provider in _providers(catalog):
         cost = costs.get(name)
         quality = scores.get(name)
         if quality is not None:
-            add(model=name, provider=spec.provider, estimated_cost_usd=cost or 0.0,
+            add(model=name, provider=provider, estimated_cost_usd=cost or 0.0,
                 predicted_quality=quality)  # fmt: skip
         elif cost is not None:
-            add(model=name, provider=spec.provider, estimated_cost_usd=cost)
+            add(model=name, provider=provider, estimated_cost_usd=cost)
     for step in decision.cascade:
         out.cascade.add(model=step.model, min_confidence=step.min_confidence)
     return out

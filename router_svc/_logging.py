@@ -79,7 +79,7 @@ class _FastJson:
 
 _fast: _FastJson | None = None
 _structlog_config: Any = getattr(getattr(structlog, "_config", None), "_CONFIG", None)
-_UTC = datetime.timezone.utc
+_UTC = datetime.UTC
 _now = datetime.datetime.now
 
 

@@ -126,6 +126,8 @@ class Metrics:
         self.storage_written = Counter(p + "storage_written_rows", "Rows written.", registry=r)
         self.storage_up.set(1)
         self._routed_children: dict[tuple[str, str, str], Any] = {}
+        self._rpc_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._cost_children: dict[tuple[str, str], Any] = {}
 
     # -- helpers the servicer calls ---------------------------------------------------------
 
@@ -140,9 +142,23 @@ class Metrics:
                 self._routed_children[key] = child
         child.inc()
 
+    def observe_rpc(self, rpc: str, code: str, seconds: float) -> None:
+        """Count one finished RPC and its handler time (the interceptor's ``RpcObserver``)."""
+        children = self._rpc_children.get((rpc, code))
+        if children is None:  # rpc names and status codes are a small fixed set
+            children = (self.rpcs.labels(rpc, code), self.rpc_latency.labels(rpc))
+            self._rpc_children[(rpc, code)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
     def observe_cost(self, model: str, category: str, usd: float, reference_usd: float) -> None:
         if usd > 0:
-            self.cost.labels(self.model(model), self.category(category)).inc(usd)
+            child = self._cost_children.get((model, category))
+            if child is None:  # labels() costs microseconds: once per (model, category)
+                child = self.cost.labels(self.model(model), self.category(category))
+                if len(self._cost_children) < 4096:
+                    self._cost_children[(model, category)] = child
+            child.inc(usd)
         if reference_usd > 0:
             self.reference_cost.inc(reference_usd)
 

@@ -142,7 +142,7 @@ async def _serve(router: Any, args: argparse.Namespace) -> None:
 
         metrics = Metrics()
         stops.append(metrics.serve(metrics_port, args.host))
-        observer = _RpcMetrics(metrics)
+        observer = metrics  # Metrics.observe_rpc: cached label children
     from router_svc._ops import Operations
 
     ops = Operations.from_config(state, metrics, storage=not args.no_storage)
@@ -189,14 +189,3 @@ async def _serve(router: Any, args: argparse.Namespace) -> None:
                 stop()
         _log.info("service_exited")
         sys.stdout.flush()
-
-
-class _RpcMetrics:
-    """Adapts ``Metrics`` to the interceptor's ``RpcObserver``."""
-
-    def __init__(self, metrics: Any) -> None:
-        self._metrics = metrics
-
-    def observe_rpc(self, rpc: str, code: str, seconds: float) -> None:
-        self._metrics.rpcs.labels(rpc, code).inc()
-        self._metrics.rpc_latency.labels(rpc).observe(seconds)

@@ -61,6 +61,11 @@ def main() -> None:
         action="store_true",
         help="one fixed config (the first default candidate) instead of inner selection",
     )
+    ap.add_argument(
+        "--experts",
+        action="store_true",
+        help="add category-expert heads (experimental recipe, see docs/training.md)",
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     ds = load_dataset([args.data])
@@ -72,12 +77,15 @@ def main() -> None:
         folds=args.folds,
         candidates=candidates,
         progress=lambda m: print(m, file=sys.stderr, flush=True),
+        experts=args.experts,
     )
     bad = load_contaminated([args.data])
     keep = np.array([p not in bad for p in ds.prompts])
     g = np.array(ds.groups)
     names = list(ds.model_names)
     inner = "one fixed config" if args.fixed else "inner 3-fold selection"
+    if args.experts:
+        inner += " + category experts"
     out: dict[str, object] = {
         "protocol": f"{args.folds}-fold outer CV, {inner}",
         "chosen_configs": chosen,

@@ -6,7 +6,12 @@ Graph (built with ``onnx.helper``; the weight matrices are never multiplied by a
     indices int64 [N], values float32 [N]
     lin = values @ Gather(W_lin, indices) + b_lin                 # [M]
     hid = act(values @ Gather(W_hid, indices [mod K]) + b_hid)   # [H]
-    quality = Sigmoid(lin + hid @ W_out)                          # [M]
+    logits = lin + hid @ W_out                                    # [M]
+    # optional category experts (e = 0..E-1: a head for model exp_model[e] on category
+    # exp_cat[e], gated by that category's posterior):
+    ex = values @ Gather(W_exp, indices mod K_exp) + b_exp        # [E]
+    logits += (exp_gate * hid[exp_cat] * (ex - logits[exp_model])) @ Scatter  # [M]
+    quality = Sigmoid(logits)
 
 ``act`` is Relu (a hidden layer), Softmax (the posteriors of the category classifier, whose
 table is indexed by ``indices mod K``) or "ovr" (sigmoids normalised to sum 1). Without a
@@ -48,6 +53,26 @@ class LinearHiddenWeights:
     w_out: np.ndarray | None = None
     activation: str = "relu"  # "softmax" (category posteriors) or "ovr" (normalised sigmoids)
     hidden_mod: int = 0  # >0: the hidden table is indexed by ``indices mod hidden_mod``
+    w_exp: np.ndarray | None = None  # [K_exp, E] category-expert heads (needs softmax hidden)
+    b_exp: np.ndarray | None = None  # [E]
+    exp_cat: np.ndarray | None = None  # [E] int: hidden unit (category) gating each head
+    exp_model: np.ndarray | None = None  # [E] int: output each head replaces
+    exp_gate: np.ndarray | None = None  # [E] float: shrinkage of each head (0..1)
+    exp_mod: int = 0  # the expert table is indexed by ``indices mod exp_mod``
+
+    @property
+    def has_experts(self) -> bool:
+        return self.w_exp is not None and self.w_hid is not None and self.w_out is not None
+
+    def expert_delta(self, ex: np.ndarray, hid: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        """Change of the logits [..., M] by the experts given their raw outputs ``ex`` [..., E]."""
+        assert self.exp_cat is not None and self.exp_model is not None
+        assert self.exp_gate is not None
+        d = self.exp_gate * hid[..., self.exp_cat] * (ex - logits[..., self.exp_model])
+        out = np.zeros(logits.shape, dtype=np.float32)
+        for e, m in enumerate(self.exp_model):
+            out[..., int(m)] += d[..., e]
+        return out
 
     @property
     def n_outputs(self) -> int:
@@ -68,6 +93,11 @@ class LinearHiddenWeights:
             else:
                 h = np.maximum(h, 0.0)
             z = z + h @ self.w_out
+            if self.has_experts:
+                assert self.w_exp is not None and self.b_exp is not None
+                er = indices % self.exp_mod if self.exp_mod else indices
+                ex = (self.w_exp[er].astype(np.float32) * values[:, None]).sum(0) + self.b_exp
+                z = z + self.expert_delta(ex, h, z)
         return np.asarray(z, dtype=np.float32)
 
 
@@ -87,16 +117,63 @@ def _bag(
     nodes.append(helper.make_node("MatMul", ["values", rows], [out]))
 
 
+def _experts(
+    helper: Any,
+    numpy_helper: Any,
+    nodes: list[Any],
+    inits: list[Any],
+    weights: LinearHiddenWeights,
+    dtype: np.dtype[Any],
+) -> str:
+    """Append the category-expert nodes after ``logits`` and ``hid``; returns the new logits."""
+    assert weights.w_exp is not None and weights.b_exp is not None
+    assert weights.exp_cat is not None and weights.exp_model is not None
+    assert weights.exp_gate is not None
+    e, m = int(weights.w_exp.shape[1]), weights.n_outputs
+    scatter = np.zeros((e, m), dtype=np.float32)
+    scatter[np.arange(e), np.asarray(weights.exp_model, np.int64)] = 1.0
+    inits += [
+        numpy_helper.from_array(np.ascontiguousarray(weights.w_exp, dtype=dtype), "W_exp"),
+        numpy_helper.from_array(np.asarray(weights.b_exp, np.float32).reshape(e), "b_exp"),
+        numpy_helper.from_array(np.asarray(weights.exp_cat, np.int64).reshape(e), "exp_cat"),
+        numpy_helper.from_array(np.asarray(weights.exp_model, np.int64).reshape(e), "exp_model"),
+        numpy_helper.from_array(np.asarray(weights.exp_gate, np.float32).reshape(e), "exp_gate"),
+        numpy_helper.from_array(scatter, "exp_scatter"),
+    ]
+    idx = "indices"
+    if weights.exp_mod:
+        if weights.exp_mod == weights.hidden_mod:
+            idx = "hid_idx"
+        else:
+            inits.append(numpy_helper.from_array(np.array(weights.exp_mod, np.int64), "exp_mod"))
+            nodes.append(helper.make_node("Mod", ["indices", "exp_mod"], ["exp_idx"]))
+            idx = "exp_idx"
+    _bag(helper, nodes, "W_exp", dtype, "exp_sum", idx)
+    nodes += [
+        helper.make_node("Add", ["exp_sum", "b_exp"], ["exp_raw"]),
+        helper.make_node("Gather", ["logits", "exp_model"], ["exp_base"], axis=0),
+        helper.make_node("Sub", ["exp_raw", "exp_base"], ["exp_diff"]),
+        helper.make_node("Gather", ["hid", "exp_cat"], ["exp_post"], axis=0),
+        helper.make_node("Mul", ["exp_post", "exp_gate"], ["exp_w"]),
+        helper.make_node("Mul", ["exp_w", "exp_diff"], ["exp_delta"]),
+        helper.make_node("MatMul", ["exp_delta", "exp_scatter"], ["exp_out"]),
+        helper.make_node("Add", ["logits", "exp_out"], ["logits_exp"]),
+    ]
+    return "logits_exp"
+
+
 def build_classifier_graph(
     weights: LinearHiddenWeights,
     storage: str = "float32",
     output_name: str = "quality",
     doc: str = "",
+    expert_storage: str | None = None,
 ) -> bytes:
     """Serialise ``weights`` as an ONNX model (bytes) with inputs ``indices``/``values``.
 
     Args:
         storage: "float16" or "float32" for the [D, *] tables (biases stay float32).
+        expert_storage: the same for the category-expert table (None: ``storage``).
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -143,6 +220,13 @@ def build_classifier_graph(
             helper.make_node("Add", ["lin", "hid_out"], ["logits"]),
         ]
         logits = "logits"
+        if weights.has_experts:
+            edtype = (
+                dtype
+                if expert_storage is None
+                else np.dtype(np.float16 if expert_storage == "float16" else np.float32)
+            )
+            logits = _experts(helper, numpy_helper, nodes, inits, weights, edtype)
     nodes.append(helper.make_node("Sigmoid", [logits], [output_name]))
     graph = helper.make_graph(
         nodes,

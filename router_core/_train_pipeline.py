@@ -26,13 +26,17 @@ from router_core._training import (
     CategoryModel,
     FitConfig,
     Selection,
+    attach_experts,
+    expert_slots,
     featurize,
     fit_category,
+    fit_experts,
     fit_quality,
     kfold,
     oof_category_proba,
     predict_quality,
     select_config,
+    select_gates,
 )
 from router_core.errors import DataError
 
@@ -92,6 +96,7 @@ class Recipe:
     weights: LinearHiddenWeights
     selection: Selection
     category: CategoryModel | None
+    experts: list[dict[str, object]] | None = None
 
 
 def fit_recipe(
@@ -103,11 +108,13 @@ def fit_recipe(
     seed: int,
     progress: Progress | None = None,
     need_oof: bool = True,
+    experts: bool = False,
 ) -> Recipe:
     """Category layer, K-fold selection among ``candidates``, then the final fit on all rows.
 
     With one candidate and ``need_oof`` False the selection (and its out-of-fold predictions)
-    is skipped.
+    is skipped. With ``experts`` categories with many rows get expert heads (see
+    :func:`select_gates`).
     """
     category = fit_category(X, labels, seed=seed)
     pi = oof_category_proba(X, labels, folds=folds, seed=seed) if category else None
@@ -127,7 +134,20 @@ def fit_recipe(
             labels=labels if category is not None else None,
         )
     weights = fit_quality(X, Y, sel.config, labels, category)
-    return Recipe(weights, sel, category)
+    report = None
+    if category is not None and pi is not None and sel.oof is not None and experts:
+        slots = expert_slots(Y, labels, category.classes)
+        if slots:
+            gates, report = select_gates(
+                X, Y, labels, category.classes, slots, sel.oof, pi, folds, seed
+            )
+            if (gates > 0).any():
+                fitted = fit_experts(X, Y, labels, category.classes, slots)
+                fitted.gate = gates
+                weights = attach_experts(weights, fitted, category)
+            if progress:
+                progress(f"experts: gates {[r['gate'] for r in report]}")
+    return Recipe(weights, sel, category, report)
 
 
 def cross_validated_predictions(
@@ -138,6 +158,7 @@ def cross_validated_predictions(
     inner_folds: int = 3,
     seed: int = 0,
     progress: Progress | None = None,
+    experts: bool = False,
 ) -> tuple[np.ndarray, list[dict[str, object]]]:
     """Out-of-fold predictions [n, M]: fit on K-1 folds (inner CV selects), score the rest."""
     P = np.zeros(ds.outcomes.shape, dtype=np.float32)
@@ -146,7 +167,15 @@ def cross_validated_predictions(
     for k, te in enumerate(kfold(len(ds), folds, seed)):
         tr = np.setdiff1d(np.arange(len(ds)), te)
         recipe = fit_recipe(
-            X[tr], ds.outcomes[tr], labels[tr], candidates, inner_folds, seed, need_oof=False
+            X[tr],
+            ds.outcomes[tr],
+            labels[tr],
+            candidates,
+            inner_folds,
+            seed,
+            progress,
+            need_oof=experts,
+            experts=experts,
         )
         P[te] = predict_quality(recipe.weights, X[te])
         cfg = recipe.selection.config
@@ -234,8 +263,12 @@ def train_model(
     scorer: bool = True,
     storage: str = "float32",
     progress: Progress | None = None,
+    experts: bool = False,
 ) -> dict[str, Any]:
     """Train a router model on ``paths`` and write the directory ``out`` atomically.
+
+    ``experts`` adds category-expert heads (experimental, off by default: not yet shown
+    better by the 5-fold benchmark; see docs/training.md).
 
     Returns:
         The model card that was written.
@@ -255,7 +288,9 @@ def train_model(
         progress(
             f"features: {X.nnz / max(len(ds), 1):.0f} per prompt ({time.perf_counter() - t0:.1f}s)"
         )
-    recipe = fit_recipe(X, ds.outcomes, category_labels(ds), candidates, folds, seed, progress)
+    recipe = fit_recipe(
+        X, ds.outcomes, category_labels(ds), candidates, folds, seed, progress, experts=experts
+    )
     sel, weights = recipe.selection, recipe.weights
     cfg, cv_scores = sel.config, sel.scores
     # out-of-fold predictions of the chosen config: the card's honest metrics
@@ -265,10 +300,19 @@ def train_model(
         "feature_spec": spec.to_dict(),
         "model_names": list(ds.model_names),
         "architecture": {
-            "kind": "linear+category" if recipe.category is not None else "linear",
+            "kind": (
+                "linear"
+                if recipe.category is None
+                else "linear+category+experts"
+                if weights.has_experts
+                else "linear+category"
+            ),
+            "experts": recipe.experts or [],
+            "expert_hash_bits": weights.exp_mod.bit_length() - 1 if weights.has_experts else 0,
             "categories": [] if recipe.category is None else recipe.category.classes.tolist(),
             "category_hash_bits": 0 if recipe.category is None else recipe.category.bits,
             "storage": storage,
+            "expert_storage": "float16",
             "opset": 17,
         },
         "fit": {"config": cfg.to_dict(), "cv_folds": folds, "cv": cv_scores, "seed": seed},
@@ -322,7 +366,9 @@ def train_model(
             scorer_bytes = build_classifier_graph(fitted[0], "float16", doc="response scorer")
             card["scorer"] = {"file": "scorer.onnx", **fitted[1]}
     card["training_seconds"] = round(time.perf_counter() - t0, 1)
-    model_bytes = build_classifier_graph(weights, storage, doc="llm-router quality model")
+    model_bytes = build_classifier_graph(
+        weights, storage, doc="llm-router quality model", expert_storage="float16"
+    )
     write_model_dir(out, model_bytes, card, scorer_bytes)
     if progress:
         progress(f"wrote {out} in {card['training_seconds']}s")

@@ -10,8 +10,9 @@ unchanged. The L2 strength is chosen by K-fold cross-validation on the training 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
@@ -22,16 +23,21 @@ from router_core.errors import DataError
 
 __all__ = [
     "CategoryModel",
+    "Experts",
     "FitConfig",
     "QualityParts",
     "Selection",
+    "attach_experts",
     "combine",
+    "expert_slots",
     "featurize",
     "fit_category",
+    "fit_experts",
     "fit_parts",
     "fit_quality",
     "predict_quality",
     "select_config",
+    "select_gates",
 ]
 
 Progress = Callable[[str], None]
@@ -322,6 +328,11 @@ def predict_quality(
         else:
             h = pi
         z = z + h @ weights.w_out
+        if weights.has_experts:
+            assert weights.w_exp is not None
+            xe = fold_columns(X, int(np.log2(weights.exp_mod))) if weights.exp_mod else X
+            ex = np.asarray(xe @ weights.w_exp.astype(np.float32)) + weights.b_exp
+            z = z + weights.expert_delta(ex, h, z)
     return np.asarray(expit(z), dtype=np.float32)
 
 
@@ -400,3 +411,156 @@ def replace_rates(
         return parts
     rates, overall = category_rates(Y, labels[rows], classes, cfg.smoothing)
     return QualityParts(parts.w_lin, parts.b_lin, overall, rates)
+
+
+EXPERT_MIN_ROWS = 600  # categories with at least this many labelled rows get expert heads
+EXPERT_BITS = 16
+EXPERT_C = 1.0  # inverse L2 strength of the expert logistic regressions (sklearn ``C``)
+EXPERT_ITER = 30  # lbfgs iterations (not run to convergence: 30 ranked as well as 100 in CV)
+EXPERT_GATES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@dataclass
+class Experts:
+    """Per-(category, model) logistic regressions fitted on that category's rows only.
+
+    In the graph head ``e`` replaces the logit of output ``models[e]`` in proportion to
+    ``gate[e] * P(category cats[e] | prompt)``.
+    """
+
+    cats: np.ndarray  # [E] index into the category classes
+    models: np.ndarray  # [E] output column
+    coef: np.ndarray  # [2**bits, E]
+    intercept: np.ndarray  # [E]
+    bits: int
+    gate: np.ndarray  # [E]
+
+    def raw(self, X: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(np.asarray(fold_columns(X, self.bits) @ self.coef) + self.intercept)
+
+
+def expert_slots(
+    Y: np.ndarray, labels: np.ndarray, classes: np.ndarray, min_rows: int | None = None
+) -> list[tuple[int, int]]:
+    """(category, model) pairs with at least ``min_rows`` (:data:`EXPERT_MIN_ROWS`) labels."""
+    min_rows = EXPERT_MIN_ROWS if min_rows is None else min_rows
+    slots = []
+    for c, name in enumerate(classes):
+        rows = labels == name
+        for m in range(Y.shape[1]):
+            if int((~np.isnan(Y[rows, m])).sum()) >= min_rows:
+                slots.append((c, m))
+    return slots
+
+
+def fit_experts(
+    X: sp.csr_matrix,
+    Y: np.ndarray,
+    labels: np.ndarray,
+    classes: np.ndarray,
+    slots: Sequence[tuple[int, int]],
+    bits: int = EXPERT_BITS,
+    C: float = EXPERT_C,
+) -> Experts:
+    """Fit one L2 logistic regression (lbfgs) per slot on its category's labelled rows."""
+    from sklearn.exceptions import ConvergenceWarning  # type: ignore[import-untyped]
+    from sklearn.linear_model import LogisticRegression
+
+    coef = np.zeros((1 << bits, len(slots)), dtype=np.float32)
+    intercept = np.zeros(len(slots), dtype=np.float32)
+    Xf = fold_columns(X, bits).tocsr()
+    for e, (c, m) in enumerate(slots):
+        rows = np.flatnonzero((labels == classes[c]) & ~np.isnan(Y[:, m]))
+        y = (Y[rows, m] >= 0.5).astype(np.int8)
+        if len(rows) == 0:
+            continue
+        if y.min() == y.max():
+            intercept[e] = 8.0 if y[0] else -8.0
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf = LogisticRegression(C=C, max_iter=EXPERT_ITER).fit(Xf[rows], y)
+        coef[:, e] = clf.coef_.ravel()
+        intercept[e] = clf.intercept_[0]
+    return Experts(
+        np.array([c for c, _ in slots], np.int64),
+        np.array([m for _, m in slots], np.int64),
+        coef,
+        intercept,
+        bits,
+        np.ones(len(slots), np.float32),
+    )
+
+
+def select_gates(
+    X: sp.csr_matrix,
+    Y: np.ndarray,
+    labels: np.ndarray,
+    classes: np.ndarray,
+    slots: Sequence[tuple[int, int]],
+    base_oof: np.ndarray,
+    pi: np.ndarray,
+    folds: int,
+    seed: int,
+) -> tuple[np.ndarray, list[dict[str, object]]]:
+    """Per-slot gate from :data:`EXPERT_GATES` by K-fold CV log-loss on the slot's output.
+
+    ``base_oof`` are the base model's out-of-fold predictions of the same folds.
+    """
+    ex = np.zeros((X.shape[0], len(slots)), dtype=np.float64)
+    for te in kfold(X.shape[0], folds, seed):
+        tr = np.setdiff1d(np.arange(X.shape[0]), te)
+        ex[te] = fit_experts(X[tr], Y[tr], labels[tr], classes, slots).raw(X[te])
+    base = _logit(base_oof.astype(np.float64)).astype(np.float64)
+    gates = np.zeros(len(slots), dtype=np.float32)
+    report: list[dict[str, object]] = []
+    for e, (c, m) in enumerate(slots):
+        rows = ~np.isnan(Y[:, m])
+        y = Y[rows, m][:, None]
+        losses = []
+        for g in EXPERT_GATES:
+            z = base[rows, m] + g * pi[rows, c] * (ex[rows, e] - base[rows, m])
+            losses.append(_masked_logloss(1.0 / (1.0 + np.exp(-z[:, None])), y))
+        gates[e] = EXPERT_GATES[int(np.argmin(losses))]
+        report.append(
+            {
+                "category": str(classes[c]),
+                "model": int(m),
+                "gate": float(gates[e]),
+                "cv_logloss": [round(x, 5) for x in losses],
+            }
+        )
+    return gates, report
+
+
+def attach_experts(
+    weights: LinearHiddenWeights, experts: Experts, category: CategoryModel | None = None
+) -> LinearHiddenWeights:
+    """``weights`` with the experts whose gate is above zero.
+
+    Without a category layer in ``weights`` (blend ``a`` = 0) the ``category`` classifier is
+    added with zero output weights, so that its posteriors can gate the experts.
+    """
+    keep = np.flatnonzero(experts.gate > 0)
+    if len(keep) == 0:
+        return weights
+    if weights.w_hid is None or weights.activation != "softmax":
+        if category is None:
+            return weights
+        weights = replace(
+            weights,
+            w_hid=category.coef.T.copy(),
+            b_hid=category.intercept,
+            w_out=np.zeros((len(category.classes), weights.n_outputs), np.float32),
+            activation="softmax",
+            hidden_mod=1 << category.bits,
+        )
+    return replace(
+        weights,
+        w_exp=experts.coef[:, keep].copy(),
+        b_exp=experts.intercept[keep].copy(),
+        exp_cat=experts.cats[keep].copy(),
+        exp_model=experts.models[keep].copy(),
+        exp_gate=experts.gate[keep].copy(),
+        exp_mod=1 << experts.bits,
+    )

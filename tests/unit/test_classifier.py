@@ -202,3 +202,40 @@ def test_softmax_category_graph_matches_training_forward_pass(tmp_path: Path) ->
     X = sp.csr_matrix((val, (np.zeros(4, int), idx)), shape=(1, 2048))
     np.testing.assert_allclose(got, predict_quality(w, X)[0], rtol=1e-5)
     np.testing.assert_allclose(got, 1 / (1 + np.exp(-w.predict_logits(idx, val))), rtol=1e-5)
+
+
+@pytest.mark.parametrize("exp_mod", [256, 512])
+def test_category_experts_graph_matches_training_forward_pass(tmp_path: Path, exp_mod: int) -> None:
+    import scipy.sparse as sp
+
+    from router_core._training import predict_quality
+
+    rng = np.random.default_rng(7)
+    w = LinearHiddenWeights(
+        w_lin=rng.normal(0, 1, (2048, 3)).astype(np.float32),
+        b_lin=rng.normal(0, 1, 3).astype(np.float32),
+        w_hid=rng.normal(0, 1, (256, 4)).astype(np.float32),
+        b_hid=rng.normal(0, 1, 4).astype(np.float32),
+        w_out=rng.normal(0, 1, (4, 3)).astype(np.float32),
+        activation="softmax",
+        hidden_mod=256,
+        w_exp=rng.normal(0, 1, (exp_mod, 2)).astype(np.float32),
+        b_exp=np.array([0.5, -0.5], np.float32),
+        exp_cat=np.array([1, 3]),
+        exp_model=np.array([0, 2]),
+        exp_gate=np.array([1.0, 0.5], np.float32),
+        exp_mod=exp_mod,
+    )
+    base = LinearHiddenWeights(**{**w.__dict__, "w_exp": None})
+    idx = np.array([0, 255, 256, 2047], dtype=np.int64)
+    val = np.array([1.0, 0.5, 0.25, 2.0], dtype=np.float32)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(build_classifier_graph(w, "float32"))
+    got = OnnxClassifier(path).run(idx, val)
+    X = sp.csr_matrix((val, (np.zeros(4, int), idx)), shape=(1, 2048))
+    np.testing.assert_allclose(got, predict_quality(w, X)[0], rtol=1e-4)
+    np.testing.assert_allclose(got, 1 / (1 + np.exp(-w.predict_logits(idx, val))), rtol=1e-4)
+    # the experts move only the outputs they head, and the untouched one is the base model's
+    plain = predict_quality(base, X)[0]
+    assert got[1] == pytest.approx(plain[1], rel=1e-6)
+    assert abs(got[0] - plain[0]) > 1e-3

@@ -234,7 +234,18 @@ def test_eval_and_calibrate_reject_a_model_from_another_feature_version(
 def test_train_on_exports_where_each_prompt_has_one_model(tmp_path: Path) -> None:
     """Production exports label each prompt for the model that answered it only."""
     rng = np.random.default_rng(3)
-    words = ["alpha", "beta", "gamma", "delta", "proof", "integral", "code", "python", "translate", "summarize"]
+    words = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "proof",
+        "integral",
+        "code",
+        "python",
+        "translate",
+        "summarize",
+    ]
     data = tmp_path / "export.jsonl"
     with data.open("w") as fh:
         for i in range(200):
@@ -252,3 +263,36 @@ def test_train_on_exports_where_each_prompt_has_one_model(tmp_path: Path) -> Non
     assert set(model.model_names) == {"cheap", "strong"}
     assert model.card["routing_score"] == "diff"
     assert model.predict("alpha beta proof").shape == (2,)
+
+
+def test_category_experts_are_selected_and_exported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import router_core._training as training
+    from router_core._train_pipeline import train_model
+
+    monkeypatch.setattr(training, "EXPERT_MIN_ROWS", 100)
+    rng = np.random.default_rng(2)
+    rows = []
+    for i in range(360):
+        cat = ("math", "chat", "code")[i % 3]
+        easy = bool(rng.random() < 0.5)
+        ok = easy if cat == "math" else bool(rng.random() < 0.5)
+        rows.append(
+            {
+                "prompt": f"{cat} {'easy' if easy else 'hard'} item {rng.integers(10000)}",
+                "outcomes": {"big": float(rng.random() < 0.9), "small": float(ok)},
+                "category": cat,
+            }
+        )
+    data = tmp_path / "cats.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    card = train_model([data], tmp_path / "model", scorer=False, experts=True)
+    arch = card["architecture"]
+    assert arch["kind"] == "linear+category+experts"
+    gates = {(e["category"], e["model"]): e["gate"] for e in arch["experts"]}
+    assert len(gates) == 6 and max(gates.values()) > 0
+    qm = QualityModel.load(tmp_path / "model")
+    small = qm.index_of("small")
+    meta = ("task_type=math",)
+    assert qm.predict("math easy item 7", meta)[small] > qm.predict("math hard item 7", meta)[small]

@@ -109,6 +109,7 @@ def fit_recipe(
     progress: Progress | None = None,
     need_oof: bool = True,
     experts: bool = False,
+    expert_categories: Sequence[str] | None = None,
 ) -> Recipe:
     """Category layer, K-fold selection among ``candidates``, then the final fit on all rows.
 
@@ -137,6 +138,8 @@ def fit_recipe(
     report = None
     if category is not None and pi is not None and sel.oof is not None and experts:
         slots = expert_slots(Y, labels, category.classes)
+        if expert_categories is not None:
+            slots = [s for s in slots if str(category.classes[s[0]]) in expert_categories]
         if slots:
             gates, report = select_gates(
                 X, Y, labels, category.classes, slots, sel.oof, pi, folds, seed
@@ -264,11 +267,13 @@ def train_model(
     storage: str = "float32",
     progress: Progress | None = None,
     experts: bool = False,
+    expert_categories: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Train a router model on ``paths`` and write the directory ``out`` atomically.
 
     ``experts`` adds category-expert heads (experimental, off by default: not yet shown
-    better by the 5-fold benchmark; see docs/training.md).
+    better by the 5-fold benchmark; see docs/training.md); ``expert_categories`` limits them
+    to the categories named.
 
     Returns:
         The model card that was written.
@@ -289,7 +294,15 @@ def train_model(
             f"features: {X.nnz / max(len(ds), 1):.0f} per prompt ({time.perf_counter() - t0:.1f}s)"
         )
     recipe = fit_recipe(
-        X, ds.outcomes, category_labels(ds), candidates, folds, seed, progress, experts=experts
+        X,
+        ds.outcomes,
+        category_labels(ds),
+        candidates,
+        folds,
+        seed,
+        progress,
+        experts=experts,
+        expert_categories=expert_categories,
     )
     sel, weights = recipe.selection, recipe.weights
     cfg, cv_scores = sel.config, sel.scores

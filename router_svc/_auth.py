@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from router_core.errors import PermissionDenied, Unauthenticated
+from router_svc._interceptors import ROUTER_PREFIX
 from router_svc._logging import annotate
 
 if TYPE_CHECKING:
@@ -54,7 +55,6 @@ __all__ = [
     "new_key",
 ]
 
-ROUTER_PREFIX = "/llm_router.v1.Router/"
 UNAUTHENTICATED_DETAIL = "missing or invalid API key; send 'authorization: Bearer <key>'."
 FOREIGN_TENANT_DETAIL = "this API key may not act for another tenant."
 FOREIGN_FEEDBACK_DETAIL = "this API key may not give feedback on another tenant's request."

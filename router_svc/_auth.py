@@ -28,7 +28,7 @@ import secrets
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from router_core.errors import PermissionDenied, Unauthenticated
-from router_svc._interceptors import ROUTER_PREFIX
+from router_svc._interceptors import RouterMethodInterceptor
 from router_svc._logging import annotate
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ class StoreOwnerLookup:
                 self._store = None
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class AuthInterceptor(RouterMethodInterceptor):
     """Authenticates Router RPCs from bearer metadata and enforces tenant boundaries.
 
     Runs inside ``CanonicalLogInterceptor``: the errors it raises are ``RouterError`` s that
@@ -191,12 +191,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """
 
     def __init__(self, state: RouterState, owner_lookup: OwnerLookup | None = None) -> None:
+        super().__init__()
         self._state = state
         self.owner_lookup = owner_lookup
         self._owners = _Owners()
         self._auth: AuthConfig | None = None
         self._table = KeyTable(())
-        self._wrapped: dict[Any, Any] = {}
 
     def _keys(self) -> KeyTable | None:
         auth = self._state.current.config.auth
@@ -206,22 +206,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             self._table, self._auth = KeyTable(auth.keys), auth
         return self._table
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method
-        if handler is None or not method.startswith(ROUTER_PREFIX):
-            return handler
-        if not self._state.current.config.auth.enabled:
-            return handler
-        wrapped = self._wrapped.get(handler)
-        if wrapped is None:
-            wrapped = self._wrap(handler, method[len(ROUTER_PREFIX) :])
-            self._wrapped[handler] = wrapped
-        return wrapped
+    def _active(self) -> bool:
+        return bool(self._state.current.config.auth.enabled)
 
     # -- checks ----------------------------------------------------------------------------
 

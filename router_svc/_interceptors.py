@@ -84,7 +84,39 @@ class _Call:
             self.observer.observe_rpc(self.rpc, self.code, seconds)
 
 
-class CanonicalLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class RouterMethodInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Wraps the handlers of Router methods (once per handler, cached); other services pass.
+
+    Subclasses implement ``_wrap(handler, method_name)`` and may override ``_active()`` to let
+    calls through untouched (for instance while auth is off).
+    """
+
+    def __init__(self) -> None:
+        self._wrapped: dict[grpc.RpcMethodHandler, grpc.RpcMethodHandler] = {}
+
+    def _active(self) -> bool:
+        return True
+
+    def _wrap(self, handler: Any, name: str) -> Any:
+        raise NotImplementedError
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or not method.startswith(ROUTER_PREFIX) or not self._active():
+            return handler
+        wrapped = self._wrapped.get(handler)
+        if wrapped is None:
+            wrapped = self._wrap(handler, method[len(ROUTER_PREFIX) :])
+            self._wrapped[handler] = wrapped
+        return wrapped
+
+
+class CanonicalLogInterceptor(RouterMethodInterceptor):
     """Binds contextvars, maps errors to statuses and logs one line per Router RPC.
 
     Args:
@@ -96,24 +128,9 @@ class CanonicalLogInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """
 
     def __init__(self, observer: RpcObserver | None = None, *, decode_guard: bool = False) -> None:
+        super().__init__()
         self._observer = observer
         self._decode_guard = decode_guard
-        self._wrapped: dict[grpc.RpcMethodHandler, grpc.RpcMethodHandler] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method
-        if handler is None or not method.startswith(ROUTER_PREFIX):
-            return handler
-        wrapped = self._wrapped.get(handler)
-        if wrapped is None:
-            wrapped = self._wrap(handler, method[len(ROUTER_PREFIX) :])
-            self._wrapped[handler] = wrapped
-        return wrapped
 
     def _wrap(self, handler: grpc.RpcMethodHandler, rpc: str) -> grpc.RpcMethodHandler:
         deserializer = handler.request_deserializer

@@ -1,6 +1,11 @@
 """Routing quality of the training recipe by 5-fold cross-validation on shared/data.
 
     python benchmarks/bench_quality.py [--data /work/shared/data] [--folds 5] [--json OUT]
+        [--no-experts] [--expert-categories CAT ...] [--fixed] [--skip-latency]
+
+By default the recipe runs with category-expert heads and reports, from the same fits, the
+predictions with and without the heads (the base model is the recipe without experts: its
+selection and fit do not depend on them) in one table; ``--no-experts`` skips the heads.
 
 Protocol: the rows of all files are split into K folds; for each fold the whole training
 recipe (feature extraction, inner 3-fold selection of the L2 strength, final fit) runs on the
@@ -23,7 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from router_core._datasets import load_contaminated, load_dataset
+from typing import Any
+
+from router_core._datasets import RoutingDataset, load_contaminated, load_dataset
 from router_core._evaluation import evaluate_predictions
 from router_core._feature_spec import FeatureSpec
 from router_core._model_dir import QualityModel, default_model_dir
@@ -50,46 +57,11 @@ def predict_latency(model_dir: str | None = None, n: int = 3000) -> dict[str, fl
     return {"p50_us": float(np.percentile(times, 50)), "p99_us": float(np.percentile(times, 99))}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="/work/shared/data")
-    ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--skip-latency", action="store_true")
-    ap.add_argument(
-        "--fixed",
-        action="store_true",
-        help="one fixed config (the first default candidate) instead of inner selection",
-    )
-    ap.add_argument(
-        "--experts",
-        action="store_true",
-        help="add category-expert heads (experimental recipe, see docs/training.md)",
-    )
-    args = ap.parse_args()
-    t0 = time.perf_counter()
-    ds = load_dataset([args.data])
-    X = featurize(ds.prompts, FeatureSpec(), _row_meta(ds))
-    candidates = DEFAULT_CANDIDATES[:1] if args.fixed else DEFAULT_CANDIDATES
-    P, chosen = cross_validated_predictions(
-        ds,
-        X,
-        folds=args.folds,
-        candidates=candidates,
-        progress=lambda m: print(m, file=sys.stderr, flush=True),
-        experts=args.experts,
-    )
-    bad = load_contaminated([args.data])
-    keep = np.array([p not in bad for p in ds.prompts])
+def measures(ds: RoutingDataset, P: np.ndarray, keep: np.ndarray) -> dict[str, object]:
+    """MMLU / GSM8K two-model measures and the RouterBench multi-model ones of predictions P."""
     g = np.array(ds.groups)
     names = list(ds.model_names)
-    inner = "one fixed config" if args.fixed else "inner 3-fold selection"
-    if args.experts:
-        inner += " + category experts"
-    out: dict[str, object] = {
-        "protocol": f"{args.folds}-fold outer CV, {inner}",
-        "chosen_configs": chosen,
-    }
+    out: dict[str, object] = {}
     for grp in ("mmlu", "gsm8k"):
         sel = (g == grp) & keep
         cols = [names.index(STRONG), names.index(WEAK)]
@@ -109,7 +81,7 @@ def main() -> None:
     res = evaluate_predictions(P[sel], ds.outcomes[sel], ds.costs[sel], names)
     multi = res["multi"]
     assert isinstance(multi, dict)
-    out["routerbench"] = {
+    rb = {
         k: multi[k]
         for k in (
             "n",
@@ -124,9 +96,86 @@ def main() -> None:
             "random",
         )
     }
-    out["routerbench"]["best_single_model_quality_by_model"] = {  # type: ignore[index]
+    rb["best_single_model_quality_by_model"] = {
         m: v["quality"] for m, v in multi["single_models"].items()
     }
+    out["routerbench"] = rb
+    return out
+
+
+def table(recipes: dict[str, dict[str, Any]]) -> str:
+    """Markdown table of the headline measures, one row per recipe."""
+    lines = [
+        "| recipe | MMLU APGR | MMLU CPT(80%) | GSM8K APGR | GSM8K CPT(80%) | RB AIQ (hull) "
+        "| RB max quality (best single) | RB cost ratio at best single |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in recipes.items():
+        mm, gs, rb = r["mmlu"], r["gsm8k"], r["routerbench"]
+        lines.append(
+            f"| {name} | {mm['apgr']:.4f} | {100 * mm['cpt80']:.1f}% | {gs['apgr']:.4f} "
+            f"| {100 * gs['cpt80']:.1f}% | {rb['aiq']:.4f} ({rb['aiq_single_model_hull']:.4f}) "
+            f"| {rb['max_quality']:.4f} ({rb['best_single_quality']:.4f}) "
+            f"| {rb['cost_ratio_at_best_single_quality']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="/work/shared/data")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument(
+        "--fixed",
+        action="store_true",
+        help="one fixed config (the first default candidate) instead of inner selection",
+    )
+    ap.add_argument(
+        "--no-experts",
+        action="store_true",
+        help="the recipe without category-expert heads only (faster)",
+    )
+    ap.add_argument(
+        "--expert-categories",
+        nargs="+",
+        default=None,
+        help="limit expert heads to these categories (default: every category large enough)",
+    )
+    ap.add_argument("--experts", action="store_true", help=argparse.SUPPRESS)  # old flag: default
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    ds = load_dataset([args.data])
+    X = featurize(ds.prompts, FeatureSpec(), _row_meta(ds))
+    candidates = DEFAULT_CANDIDATES[:1] if args.fixed else DEFAULT_CANDIDATES
+    experts = not args.no_experts
+    base = np.zeros(ds.outcomes.shape, dtype=np.float32) if experts else None
+    P, chosen = cross_validated_predictions(
+        ds,
+        X,
+        folds=args.folds,
+        candidates=candidates,
+        progress=lambda m: print(m, file=sys.stderr, flush=True),
+        experts=experts,
+        base_out=base,
+        expert_categories=args.expert_categories,
+    )
+    bad = load_contaminated([args.data])
+    keep = np.array([p not in bad for p in ds.prompts])
+    inner = "one fixed config" if args.fixed else "inner 3-fold selection"
+    out: dict[str, object] = {
+        "protocol": f"{args.folds}-fold outer CV, {inner}",
+        "command": " ".join(["python", "benchmarks/bench_quality.py", *sys.argv[1:]]),
+        "chosen_configs": chosen,
+    }
+    recipes = {"with_experts": P, "without_experts": base} if experts else {"without_experts": P}
+    out["recipes"] = {
+        name: measures(ds, Q, keep) for name, Q in recipes.items() if Q is not None
+    }
+    # the top-level measures are those of the recipe run (with experts unless --no-experts)
+    out.update(out["recipes"]["with_experts" if experts else "without_experts"])  # type: ignore[index]
+    print(table(out["recipes"]), file=sys.stderr)  # type: ignore[arg-type]
     out["cv_seconds"] = round(time.perf_counter() - t0, 1)
     if not args.skip_latency:
         out["predict_latency_1k_chars"] = predict_latency()

@@ -10,7 +10,8 @@ Graph (built with ``onnx.helper``; the weight matrices are never multiplied by a
     # optional category experts (e = 0..E-1: a head for model exp_model[e] on category
     # exp_cat[e], gated by that category's posterior):
     ex = values @ Gather(W_exp, indices mod K_exp) + b_exp        # [E]
-    logits += (exp_gate * hid[exp_cat] * (ex - logits[exp_model])) @ Scatter  # [M]
+    post = hid[exp_cat] where hid[exp_cat] > exp_thr, else 0                   # [E]
+    logits += (exp_gate * post * (ex - logits[exp_model])) @ Scatter  # [M]
     quality = Sigmoid(logits)
 
 ``act`` is Relu (a hidden layer), Softmax (the posteriors of the category classifier, whose
@@ -59,6 +60,7 @@ class LinearHiddenWeights:
     exp_model: np.ndarray | None = None  # [E] int: output each head replaces
     exp_gate: np.ndarray | None = None  # [E] float: shrinkage of each head (0..1)
     exp_mod: int = 0  # the expert table is indexed by ``indices mod exp_mod``
+    exp_thr: np.ndarray | None = None  # [E] float: a head acts only where its posterior > this
 
     @property
     def has_experts(self) -> bool:
@@ -68,7 +70,10 @@ class LinearHiddenWeights:
         """Change of the logits [..., M] by the experts given their raw outputs ``ex`` [..., E]."""
         assert self.exp_cat is not None and self.exp_model is not None
         assert self.exp_gate is not None
-        d = self.exp_gate * hid[..., self.exp_cat] * (ex - logits[..., self.exp_model])
+        post = hid[..., self.exp_cat]
+        if self.exp_thr is not None:
+            post = np.where(post > self.exp_thr, post, 0.0)
+        d = self.exp_gate * post * (ex - logits[..., self.exp_model])
         out = np.zeros(logits.shape, dtype=np.float32)
         for e, m in enumerate(self.exp_model):
             out[..., int(m)] += d[..., e]
@@ -154,7 +159,21 @@ def _experts(
         helper.make_node("Gather", ["logits", "exp_model"], ["exp_base"], axis=0),
         helper.make_node("Sub", ["exp_raw", "exp_base"], ["exp_diff"]),
         helper.make_node("Gather", ["hid", "exp_cat"], ["exp_post"], axis=0),
-        helper.make_node("Mul", ["exp_post", "exp_gate"], ["exp_w"]),
+    ]
+    post = "exp_post"
+    if weights.exp_thr is not None and np.any(np.asarray(weights.exp_thr) > 0):
+        # hard gate: a head acts only where its category posterior exceeds its threshold
+        inits += [
+            numpy_helper.from_array(np.asarray(weights.exp_thr, np.float32).reshape(e), "exp_thr"),
+            numpy_helper.from_array(np.zeros(1, np.float32), "exp_zero"),
+        ]
+        nodes += [
+            helper.make_node("Greater", ["exp_post", "exp_thr"], ["exp_on"]),
+            helper.make_node("Where", ["exp_on", "exp_post", "exp_zero"], ["exp_post_on"]),
+        ]
+        post = "exp_post_on"
+    nodes += [
+        helper.make_node("Mul", [post, "exp_gate"], ["exp_w"]),
         helper.make_node("Mul", ["exp_w", "exp_diff"], ["exp_delta"]),
         helper.make_node("MatMul", ["exp_delta", "exp_scatter"], ["exp_out"]),
         helper.make_node("Add", ["logits", "exp_out"], ["logits_exp"]),

@@ -37,11 +37,13 @@ from router_core._training import (
     predict_quality,
     select_config,
     select_gates,
+    strip_experts,
 )
 from router_core.errors import DataError
 
 __all__ = [
     "DEFAULT_CANDIDATES",
+    "DEFAULT_EXPERTS",
     "cross_validated_predictions",
     "routing_pair",
     "train_model",
@@ -56,6 +58,7 @@ DEFAULT_CANDIDATES: tuple[FitConfig, ...] = tuple(
 )
 SCORER_CONFIG = FitConfig(alpha=1e-4, category_weight=0.0, epochs=8)
 MIN_ROWS = 10
+DEFAULT_EXPERTS = False  # category-expert heads in the default recipe (see docs/training.md)
 
 # fewer prompts labelled for both models of the routing pair than this: no pair curve
 MIN_PAIR_ROWS = 20
@@ -97,6 +100,7 @@ class Recipe:
     selection: Selection
     category: CategoryModel | None
     experts: list[dict[str, object]] | None = None
+    oof: np.ndarray | None = None  # out-of-fold predictions of the whole recipe (experts too)
 
 
 def fit_recipe(
@@ -135,22 +139,27 @@ def fit_recipe(
             labels=labels if category is not None else None,
         )
     weights = fit_quality(X, Y, sel.config, labels, category)
-    report = None
+    report, oof = None, sel.oof
     if category is not None and pi is not None and sel.oof is not None and experts:
         slots = expert_slots(Y, labels, category.classes)
         if expert_categories is not None:
             slots = [s for s in slots if str(category.classes[s[0]]) in expert_categories]
         if slots:
-            gates, report = select_gates(
-                X, Y, labels, category.classes, slots, sel.oof, pi, folds, seed
-            )
-            if (gates > 0).any():
+            t1 = time.perf_counter()
+            gsel = select_gates(X, Y, labels, category.classes, slots, sel.oof, pi, folds, seed)
+            report = gsel.report
+            if (gsel.gate > 0).any():
                 fitted = fit_experts(X, Y, labels, category.classes, slots)
-                fitted.gate = gates
+                fitted.gate, fitted.thr = gsel.gate, gsel.thr
                 weights = attach_experts(weights, fitted, category)
+                oof = gsel.oof
             if progress:
-                progress(f"experts: gates {[r['gate'] for r in report]}")
-    return Recipe(weights, sel, category, report)
+                chosen = [(r["gate"], r["threshold"]) for r in report]
+                progress(
+                    f"experts: {len(slots)} heads, (gate, threshold) {chosen} "
+                    f"({time.perf_counter() - t1:.1f}s)"
+                )
+    return Recipe(weights, sel, category, report, oof)
 
 
 def cross_validated_predictions(
@@ -161,9 +170,15 @@ def cross_validated_predictions(
     inner_folds: int = 3,
     seed: int = 0,
     progress: Progress | None = None,
-    experts: bool = False,
+    experts: bool = DEFAULT_EXPERTS,
+    base_out: np.ndarray | None = None,
+    expert_categories: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, list[dict[str, object]]]:
-    """Out-of-fold predictions [n, M]: fit on K-1 folds (inner CV selects), score the rest."""
+    """Out-of-fold predictions [n, M]: fit on K-1 folds (inner CV selects), score the rest.
+
+    ``base_out`` (an [n, M] array), if given, receives the same folds' predictions with the
+    expert heads removed (the recipe without experts: selection and base fit are the same).
+    """
     P = np.zeros(ds.outcomes.shape, dtype=np.float32)
     labels = category_labels(ds)
     chosen = []
@@ -179,10 +194,22 @@ def cross_validated_predictions(
             progress,
             need_oof=experts,
             experts=experts,
+            expert_categories=expert_categories,
         )
         P[te] = predict_quality(recipe.weights, X[te])
+        if base_out is not None:
+            base_out[te] = predict_quality(strip_experts(recipe.weights), X[te])
         cfg = recipe.selection.config
-        chosen.append(cfg.to_dict())
+        chosen.append(
+            {
+                **cfg.to_dict(),
+                "experts": [
+                    [r["category"], r["model"], r["gate"], r["threshold"]]
+                    for r in recipe.experts or []
+                    if float(r["gate"]) > 0  # type: ignore[arg-type]
+                ],
+            }
+        )
         if progress:
             progress(f"outer fold {k + 1}/{folds}: chose {cfg.to_dict()}")
     return P, chosen
@@ -266,7 +293,7 @@ def train_model(
     scorer: bool = True,
     storage: str = "float32",
     progress: Progress | None = None,
-    experts: bool = False,
+    experts: bool = DEFAULT_EXPERTS,
     expert_categories: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Train a router model on ``paths`` and write the directory ``out`` atomically.
@@ -306,8 +333,9 @@ def train_model(
     )
     sel, weights = recipe.selection, recipe.weights
     cfg, cv_scores = sel.config, sel.scores
-    # out-of-fold predictions of the chosen config: the card's honest metrics
-    P = sel.oof if sel.oof is not None else np.zeros(ds.outcomes.shape, np.float32)
+    # out-of-fold predictions of the chosen config (and the chosen expert heads): the card's
+    # honest metrics
+    P = recipe.oof if recipe.oof is not None else np.zeros(ds.outcomes.shape, np.float32)
     pair = routing_pair(ds)
     card: dict[str, Any] = {
         "feature_spec": spec.to_dict(),

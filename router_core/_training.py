@@ -25,6 +25,7 @@ __all__ = [
     "CategoryModel",
     "Experts",
     "FitConfig",
+    "GateSelection",
     "QualityParts",
     "Selection",
     "attach_experts",
@@ -35,9 +36,11 @@ __all__ = [
     "fit_experts",
     "fit_parts",
     "fit_quality",
+    "gated_posterior",
     "predict_quality",
     "select_config",
     "select_gates",
+    "strip_experts",
 ]
 
 Progress = Callable[[str], None]
@@ -418,6 +421,7 @@ EXPERT_BITS = 16
 EXPERT_C = 1.0  # inverse L2 strength of the expert logistic regressions (sklearn ``C``)
 EXPERT_ITER = 30  # lbfgs iterations (not run to convergence: 30 ranked as well as 100 in CV)
 EXPERT_GATES = (0.0, 0.25, 0.5, 0.75, 1.0)
+EXPERT_THRESHOLDS = (0.0, 0.5)  # posterior thresholds tried per head (0: soft gating only)
 
 
 @dataclass
@@ -425,7 +429,8 @@ class Experts:
     """Per-(category, model) logistic regressions fitted on that category's rows only.
 
     In the graph head ``e`` replaces the logit of output ``models[e]`` in proportion to
-    ``gate[e] * P(category cats[e] | prompt)``.
+    ``gate[e] * P(category cats[e] | prompt)``, and only where that posterior is above
+    ``thr[e]``.
     """
 
     cats: np.ndarray  # [E] index into the category classes
@@ -434,6 +439,7 @@ class Experts:
     intercept: np.ndarray  # [E]
     bits: int
     gate: np.ndarray  # [E]
+    thr: np.ndarray | None = None  # [E] posterior threshold (None: 0)
 
     def raw(self, X: sp.csr_matrix) -> np.ndarray:
         return np.asarray(np.asarray(fold_columns(X, self.bits) @ self.coef) + self.intercept)
@@ -489,7 +495,23 @@ def fit_experts(
         intercept,
         bits,
         np.ones(len(slots), np.float32),
+        np.zeros(len(slots), np.float32),
     )
+
+
+def gated_posterior(post: np.ndarray, thr: float) -> np.ndarray:
+    """``post`` where it is above ``thr``, else 0 (what the graph's Greater + Where do)."""
+    return np.where(post > thr, post, 0.0) if thr > 0 else post
+
+
+@dataclass
+class GateSelection:
+    """Result of :func:`select_gates`."""
+
+    gate: np.ndarray  # [E] chosen gate per slot (0: dropped)
+    thr: np.ndarray  # [E] chosen posterior threshold per slot
+    oof: np.ndarray  # [n, M] out-of-fold predictions of the base model plus the chosen heads
+    report: list[dict[str, object]]
 
 
 def select_gates(
@@ -502,10 +524,13 @@ def select_gates(
     pi: np.ndarray,
     folds: int,
     seed: int,
-) -> tuple[np.ndarray, list[dict[str, object]]]:
-    """Per-slot gate from :data:`EXPERT_GATES` by K-fold CV log-loss on the slot's output.
+) -> GateSelection:
+    """Per-slot (threshold, gate) from :data:`EXPERT_THRESHOLDS` x :data:`EXPERT_GATES`.
 
-    ``base_oof`` are the base model's out-of-fold predictions of the same folds.
+    Chosen by K-fold CV log-loss on every row labelled for the slot's output (so a head
+    that hurts other categories is shrunk or cut by the threshold). ``base_oof`` are the
+    base model's out-of-fold predictions of the same folds and ``pi`` cross-fitted
+    posteriors. The returned ``oof`` adds the chosen heads to ``base_oof`` as the graph does.
     """
     ex = np.zeros((X.shape[0], len(slots)), dtype=np.float64)
     for te in kfold(X.shape[0], folds, seed):
@@ -513,24 +538,35 @@ def select_gates(
         ex[te] = fit_experts(X[tr], Y[tr], labels[tr], classes, slots).raw(X[te])
     base = _logit(base_oof.astype(np.float64)).astype(np.float64)
     gates = np.zeros(len(slots), dtype=np.float32)
+    thrs = np.zeros(len(slots), dtype=np.float32)
+    delta = np.zeros(base.shape, dtype=np.float64)
     report: list[dict[str, object]] = []
     for e, (c, m) in enumerate(slots):
         rows = ~np.isnan(Y[:, m])
         y = Y[rows, m][:, None]
-        losses = []
-        for g in EXPERT_GATES:
-            z = base[rows, m] + g * pi[rows, c] * (ex[rows, e] - base[rows, m])
-            losses.append(_masked_logloss(1.0 / (1.0 + np.exp(-z[:, None])), y))
-        gates[e] = EXPERT_GATES[int(np.argmin(losses))]
+        losses: dict[tuple[float, float], float] = {}
+        for t in EXPERT_THRESHOLDS:
+            post = gated_posterior(pi[rows, c].astype(np.float64), t)
+            for g in EXPERT_GATES:
+                if g == 0 and t > 0:
+                    continue  # the same as gate 0 without threshold
+                z = base[rows, m] + g * post * (ex[rows, e] - base[rows, m])
+                losses[(t, g)] = _masked_logloss(1.0 / (1.0 + np.exp(-z[:, None])), y)
+        t_best, g_best = min(losses, key=lambda k: (losses[k], k[1], -k[0]))
+        gates[e], thrs[e] = g_best, t_best
+        post_all = gated_posterior(pi[:, c].astype(np.float64), t_best)
+        delta[:, m] += g_best * post_all * (ex[:, e] - base[:, m])
         report.append(
             {
                 "category": str(classes[c]),
                 "model": int(m),
-                "gate": float(gates[e]),
-                "cv_logloss": [round(x, 5) for x in losses],
+                "gate": float(g_best),
+                "threshold": float(t_best),
+                "cv_logloss": {f"t{t}_g{g}": round(v, 5) for (t, g), v in losses.items()},
             }
         )
-    return gates, report
+    oof = (1.0 / (1.0 + np.exp(-(base + delta)))).astype(np.float32)
+    return GateSelection(gates, thrs, oof, report)
 
 
 def attach_experts(
@@ -563,4 +599,19 @@ def attach_experts(
         exp_model=experts.models[keep].copy(),
         exp_gate=experts.gate[keep].copy(),
         exp_mod=1 << experts.bits,
+        exp_thr=None if experts.thr is None else experts.thr[keep].copy(),
+    )
+
+
+def strip_experts(weights: LinearHiddenWeights) -> LinearHiddenWeights:
+    """``weights`` without expert heads (the base model they were attached to)."""
+    return replace(
+        weights,
+        w_exp=None,
+        b_exp=None,
+        exp_cat=None,
+        exp_model=None,
+        exp_gate=None,
+        exp_mod=0,
+        exp_thr=None,
     )

@@ -34,7 +34,21 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-scorer", action="store_true", help="skip the response-quality scorer")
     p.add_argument(
-        "--float16", action="store_true", help="store weights as float16 (half the size)"
+        "--float16", action="store_true", help="store weights as float16 (default: train_model's default storage)"
+    )
+    p.add_argument(
+        "--experts",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="per-category expert heads gated by the category posterior "
+        "(default: the recipe's default, see docs/training.md)",
+    )
+    p.add_argument(
+        "--expert-categories",
+        nargs="+",
+        default=None,
+        metavar="CATEGORY",
+        help="limit expert heads to these categories (JSONL category or file stem)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run)
@@ -44,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from router_core._feature_spec import FeatureSpec
-    from router_core._train_pipeline import DEFAULT_CANDIDATES, train_model
+    from router_core._train_pipeline import DEFAULT_CANDIDATES, DEFAULT_EXPERTS, train_model
     from router_core._training import FitConfig
     from router_core.errors import DataError
 
@@ -76,8 +90,10 @@ def run(args: argparse.Namespace) -> int:
         folds=args.folds,
         seed=args.seed,
         scorer=not args.no_scorer,
-        storage="float16" if args.float16 else "float32",
+        **({"storage": "float16"} if args.float16 else {}),  # else train_model's default
         progress=progress,
+        experts=DEFAULT_EXPERTS if args.experts is None else args.experts,
+        expert_categories=args.expert_categories,
     )
     metrics = card.get("metrics", {})
     summary = {
@@ -87,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         "fit": card["fit"]["config"],
         "apgr": metrics.get("apgr"),
         "aiq": metrics.get("aiq"),
+        "expert_heads": sum(1 for e in card["architecture"].get("experts") or [] if e["gate"] > 0),
         "scorer_roc_auc": (card.get("scorer") or {}).get("holdout_roc_auc"),
         "seconds": card["training_seconds"],
     }

@@ -29,7 +29,7 @@ def test_golden_outputs_of_the_tiny_fixture_model() -> None:
         np.testing.assert_allclose(got, case["quality"], rtol=1e-5, atol=1e-6)
 
 
-def test_graph_matches_numpy_reference_and_float16_storage_is_close(tmp_path: Path) -> None:
+def test_graph_matches_numpy_reference_and_compact_storage_is_close(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     w = LinearHiddenWeights(
         w_lin=rng.normal(0, 1, (2048, 2)).astype(np.float32),
@@ -41,11 +41,38 @@ def test_graph_matches_numpy_reference_and_float16_storage_is_close(tmp_path: Pa
     idx = np.array([1, 7, 7, 2000], dtype=np.int64)  # duplicates add up
     val = np.array([0.5, 0.25, 0.25, 1.0], dtype=np.float32)
     expected = 1 / (1 + np.exp(-w.predict_logits(idx, val)))
-    for storage, tol in (("float32", 1e-5), ("float16", 2e-3)):
+    for storage, tol in (("float32", 1e-5), ("float16", 2e-3), ("int8", 2e-2)):
         path = tmp_path / f"{storage}.onnx"
         path.write_bytes(build_classifier_graph(w, storage))
         got = OnnxClassifier(path).run(idx, val)
         np.testing.assert_allclose(got, expected, atol=tol)
+
+
+def test_int8_tables_are_quantised_per_column_and_unknown_storage_is_refused() -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    from router_core._classifier import quantize_columns
+
+    w = np.array([[0.5, -2.0], [0.25, 1.0], [0.0, 0.0]], np.float32)
+    q, scale = quantize_columns(w)
+    assert q.dtype == np.int8 and q[0, 0] == 127 and q[0, 1] == -127
+    np.testing.assert_allclose(q * scale, w, atol=scale.max() / 2)
+    weights = LinearHiddenWeights(
+        w_lin=w,
+        b_lin=np.zeros(2, np.float32),
+        w_hid=w,
+        b_hid=np.zeros(2, np.float32),
+        w_out=np.eye(2, dtype=np.float32),
+        activation="softmax",
+        hidden_mod=2,
+    )
+    graph = onnx.load_from_string(build_classifier_graph(weights, "int8"))
+    tables = {i.name: numpy_helper.to_array(i) for i in graph.graph.initializer}
+    assert tables["W_lin"].dtype == np.int8 and tables["W_hid"].dtype == np.float16
+    assert "BitwiseAnd" in {n.op_type for n in graph.graph.node}  # power-of-two mod
+    with pytest.raises(ValueError, match="unknown table storage 'int4'"):
+        build_classifier_graph(weights, "int4")
 
 
 def test_graph_input_is_sparse_not_dense() -> None:

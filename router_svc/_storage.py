@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from router_core.errors import InvalidRequest, StorageError
 
 __all__ = [
+    "SHADOW_ACCOUNT",
     "DecisionRecord",
     "DecisionStore",
     "FeedbackRecord",
@@ -27,6 +28,8 @@ __all__ = [
 ]
 
 FEEDBACK_SOURCES = ("user", "evaluator", "heuristic")
+MAX_CATEGORY_CHARS = 64
+TENANT, SHADOW_ACCOUNT = "tenant", "shadow"  # the two kinds of rows in the ``spend`` table
 
 
 def utc_day(ts: float) -> str:
@@ -81,10 +84,13 @@ class FeedbackRecord:
     source: str = "user"
     ts: float = field(default_factory=time.time)
     comment: str = ""
+    category: str = ""  # the category the score applies to; "": the decision's category
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.score <= 1.0:  # also rejects NaN
             raise InvalidRequest("feedback score must be between 0 and 1.")
+        if len(self.category) > MAX_CATEGORY_CHARS:
+            raise InvalidRequest(f"feedback category is longer than {MAX_CATEGORY_CHARS} characters.")
         if self.source not in FEEDBACK_SOURCES:
             raise InvalidRequest("feedback source must be one of user, evaluator, heuristic.")
         if not self.request_id:
@@ -93,11 +99,21 @@ class FeedbackRecord:
 
 @dataclass(frozen=True, slots=True)
 class StoredDecision:
-    """A decision read back with its feedback summary (mean score and count, if any)."""
+    """A decision read back with its feedback summary (mean score and count, if any).
+
+    ``feedback_category`` is the category named by the latest feedback that named one ("" if
+    none); it overrides the decision's category in reports and exports (``category``).
+    """
 
     record: DecisionRecord
     feedback_mean: float | None
     feedback_count: int
+    feedback_category: str = ""
+
+    @property
+    def category(self) -> str:
+        """The request's category for quality and cost views: feedback's, else the decision's."""
+        return self.feedback_category or self.record.category
 
 
 @runtime_checkable
@@ -132,6 +148,11 @@ class DecisionStore(Protocol):
         """USD recorded today (UTC) for ``tenant`` across all replicas sharing the database."""
         ...
 
+    def spend_totals(self, day: str) -> dict[tuple[str, str], float]:
+        """The shared spend counters of ``day``: ``{(kind, account): usd}``, kind ``tenant``
+        (account: the tenant) or ``shadow`` (account ""). One indexed read of a few rows."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -158,29 +179,104 @@ def decision_row(r: DecisionRecord) -> tuple[object, ...]:
 
 def feedback_args(fb: FeedbackRecord) -> tuple[object, ...]:
     """Parameters of the backends' conditional feedback insert (the id twice: row and EXISTS)."""
-    return (fb.request_id, fb.ts, fb.score, fb.source, fb.comment, fb.request_id)
+    return (fb.request_id, fb.ts, fb.score, fb.source, fb.comment, fb.category, fb.request_id)
+
+
+def spend_key(r: DecisionRecord) -> tuple[str, str, str]:
+    """The ``spend`` counter row a decision counts in: (day, kind, account)."""
+    if r.ab_arm == SHADOW_ACCOUNT:  # shadow calls: the operator's experiment, not a tenant's
+        return (r.day, SHADOW_ACCOUNT, "")
+    return (r.day, TENANT, r.tenant)
+
+
+SPEND_TABLE = (
+    "CREATE TABLE IF NOT EXISTS spend (day TEXT NOT NULL, kind TEXT NOT NULL, "
+    "account TEXT NOT NULL, usd {real} NOT NULL, PRIMARY KEY (day, kind, account))"
+)
+SPEND_BACKFILL = (
+    "INSERT INTO spend (day, kind, account, usd) SELECT day, "
+    f"CASE WHEN ab_arm = '{SHADOW_ACCOUNT}' THEN '{SHADOW_ACCOUNT}' ELSE '{TENANT}' END, "
+    f"CASE WHEN ab_arm = '{SHADOW_ACCOUNT}' THEN '' ELSE tenant END, SUM(cost_usd) "
+    "FROM decisions WHERE day >= {ph} GROUP BY 1, 2, 3"
+)
 
 
 class SqlStoreWrites:
-    """``write_batch`` and ``attach_feedback`` for SQL backends; they give the statements and ``_tx``."""
+    """``write_batch``, ``attach_feedback`` and the spend reads for SQL backends; they give the
+    statements, the placeholder ``ph`` and ``_tx``.
+
+    Spend is an atomic counter row per (day, kind, account) in the ``spend`` table, updated in
+    the transaction that writes the decisions (``INSERT ... ON CONFLICT DO UPDATE SET usd = usd
+    + delta``). A rewrite of a request id (Complete replacing the Route-time estimate) counts
+    the difference, so the counter equals ``SUM(cost_usd)`` of the day's decisions.
+    """
 
     upsert_sql: ClassVar[str]
     feedback_sql: ClassVar[str]
+    ph: ClassVar[str]
+    lock_rows: ClassVar[str] = ""  # PostgreSQL: " FOR UPDATE"
 
     def _tx(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
     def write_batch(self, records: Sequence[DecisionRecord | FeedbackRecord]) -> int:
         written = 0
+        deltas: dict[tuple[str, str, str], float] = {}
         with self._tx() as cur:
+            prev = self._previous(cur, [r.request_id for r in records if isinstance(r, DecisionRecord)])
             for rec in records:  # in order: a decision lands before its feedback
                 if isinstance(rec, DecisionRecord):
+                    old = prev.get(rec.request_id)
+                    if old is not None:
+                        deltas[old[0]] = deltas.get(old[0], 0.0) - old[1]
+                    key = spend_key(rec)
+                    deltas[key] = deltas.get(key, 0.0) + float(rec.cost_usd)
+                    prev[rec.request_id] = (key, float(rec.cost_usd))
                     cur.execute(self.upsert_sql, decision_row(rec))
                     written += 1
                 else:
                     cur.execute(self.feedback_sql, feedback_args(rec))
                     written += cur.rowcount
+            ph = self.ph
+            add = (
+                f"INSERT INTO spend (day, kind, account, usd) VALUES ({ph}, {ph}, {ph}, {ph}) "
+                "ON CONFLICT (day, kind, account) DO UPDATE SET usd = spend.usd + EXCLUDED.usd"
+            )
+            for key in sorted(deltas):  # one order on every replica: no deadlocks
+                if deltas[key] != 0.0:
+                    cur.execute(add, (*key, deltas[key]))
         return written
+
+    def _previous(
+        self, cur: Any, ids: list[str]
+    ) -> dict[str, tuple[tuple[str, str, str], float]]:
+        """Spend key and cost of the stored rows among ``ids`` (what a rewrite replaces)."""
+        out: dict[str, tuple[tuple[str, str, str], float]] = {}
+        unique = list(dict.fromkeys(ids))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            cur.execute(
+                "SELECT request_id, day, ab_arm, tenant, cost_usd FROM decisions WHERE request_id "
+                f"IN ({', '.join(self.ph for _ in chunk)}){self.lock_rows}",
+                chunk,
+            )
+            for rid, day, arm, tenant, cost in cur.fetchall():
+                key = (
+                    (str(day), SHADOW_ACCOUNT, "")
+                    if arm == SHADOW_ACCOUNT
+                    else (str(day), TENANT, str(tenant))
+                )
+                out[str(rid)] = (key, float(cost))
+        return out
+
+    def spend_totals(self, day: str) -> dict[tuple[str, str], float]:
+        with self._tx() as cur:
+            cur.execute(f"SELECT kind, account, usd FROM spend WHERE day = {self.ph}", (day,))
+            return {(str(k), str(a)): float(u) for k, a, u in cur.fetchall()}
+
+    def spend_today(self, tenant: str, *, now: float | None = None) -> float:
+        day = utc_day(time.time() if now is None else now)
+        return self.spend_totals(day).get((TENANT, tenant), 0.0)
 
     def attach_feedback(self, fb: FeedbackRecord) -> bool:
         with self._tx() as cur:
@@ -192,6 +288,7 @@ def row_to_stored(row: Sequence[object]) -> StoredDecision:
     """Rebuild a ``StoredDecision`` from ``DECISION_COLUMNS`` + (feedback mean, count)."""
     v = dict(zip(DECISION_COLUMNS, row[: len(DECISION_COLUMNS)], strict=True))
     mean, count = row[len(DECISION_COLUMNS)], row[len(DECISION_COLUMNS) + 1]
+    fb_category = row[len(DECISION_COLUMNS) + 2] if len(row) > len(DECISION_COLUMNS) + 2 else None
     rec = DecisionRecord(
         request_id=str(v["request_id"]), ts=float(v["ts"]), tenant=str(v["tenant"]),  # type: ignore[arg-type]
         model=str(v["model"]), provider=str(v["provider"]), strategy=str(v["strategy"]),
@@ -208,6 +305,7 @@ def row_to_stored(row: Sequence[object]) -> StoredDecision:
         record=rec,
         feedback_mean=None if mean is None else float(mean),  # type: ignore[arg-type]
         feedback_count=int(count or 0),  # type: ignore[call-overload]
+        feedback_category=str(fb_category or ""),
     )
 
 
@@ -234,7 +332,10 @@ def query_sql(
             where.append(cond + ph)
             args.append(value)
     sql = (
-        f"SELECT {cols}, f.mean, f.n FROM decisions d LEFT JOIN "
+        f"SELECT {cols}, f.mean, f.n, CASE WHEN f.n IS NULL THEN NULL ELSE "
+        "(SELECT fc.category FROM feedback fc WHERE fc.request_id = d.request_id AND "
+        "fc.category <> '' ORDER BY fc.ts DESC, fc.id DESC LIMIT 1) END "
+        "FROM decisions d LEFT JOIN "
         "(SELECT request_id, AVG(score) AS mean, COUNT(*) AS n FROM feedback GROUP BY request_id) f "
         "ON f.request_id = d.request_id"
     )

@@ -13,6 +13,8 @@ import psycopg
 from router_core.errors import StorageError
 from router_svc._storage import (
     DECISION_COLUMNS,
+    SPEND_BACKFILL,
+    SPEND_TABLE,
     SqlStoreWrites,
     StoredDecision,
     query_sql,
@@ -38,10 +40,13 @@ CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts);
 CREATE INDEX IF NOT EXISTS decisions_tenant_day ON decisions (tenant, day);
 CREATE TABLE IF NOT EXISTS feedback (
     id BIGSERIAL PRIMARY KEY, request_id TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL,
-    score DOUBLE PRECISION NOT NULL, source TEXT NOT NULL, comment TEXT NOT NULL
+    score DOUBLE PRECISION NOT NULL, source TEXT NOT NULL, comment TEXT NOT NULL,
+    category TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id);
+ALTER TABLE feedback ADD COLUMN IF NOT EXISTS category TEXT NOT NULL DEFAULT '';
 """
+_SCHEMA_LOCK = 0x6C6C6D72  # advisory lock id: replicas starting together migrate one at a time
 
 _UPSERT = (
     f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}) "
@@ -49,8 +54,8 @@ _UPSERT = (
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in DECISION_COLUMNS[1:])
 )
 _FEEDBACK = (
-    "INSERT INTO feedback (request_id, ts, score, source, comment) "
-    "SELECT %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM decisions WHERE request_id = %s)"
+    "INSERT INTO feedback (request_id, ts, score, source, comment, category) "
+    "SELECT %s, %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM decisions WHERE request_id = %s)"
 )
 
 
@@ -59,6 +64,8 @@ class PostgresStore(SqlStoreWrites):
 
     upsert_sql = _UPSERT
     feedback_sql = _FEEDBACK
+    ph = "%s"
+    lock_rows = " FOR UPDATE"
 
     def __init__(self, dsn: str, *, connect_timeout_s: float = 3.0) -> None:
         self._dsn = dsn
@@ -66,7 +73,15 @@ class PostgresStore(SqlStoreWrites):
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
         with self._tx() as cur:
+            # the schema, and the migration of a log from an older version: feedback.category
+            # (ALTER ... IF NOT EXISTS) and the spend counters, filled from today's decisions
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             cur.execute(_SCHEMA)
+            cur.execute("SELECT to_regclass('spend') IS NULL")
+            row = cur.fetchone()
+            if row is not None and row[0]:
+                cur.execute(SPEND_TABLE.format(real="DOUBLE PRECISION"))
+                cur.execute(SPEND_BACKFILL.format(ph="%s"), (utc_day(time.time()),))
 
     def _connect(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -101,16 +116,6 @@ class PostgresStore(SqlStoreWrites):
             cur.execute(sql, args)
             rows = cur.fetchall()
         return [row_to_stored(r) for r in rows]
-
-    def spend_today(self, tenant: str, *, now: float | None = None) -> float:
-        day = utc_day(time.time() if now is None else now)
-        with self._tx() as cur:
-            cur.execute(
-                "SELECT COALESCE(SUM(cost_usd), 0) FROM decisions WHERE tenant = %s AND day = %s",
-                (tenant, day),
-            )
-            row = cur.fetchone()
-        return float(row[0]) if row else 0.0
 
     def close(self) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 from router_core.errors import StorageError
 from router_svc._storage import (
     DECISION_COLUMNS,
+    SPEND_BACKFILL,
+    SPEND_TABLE,
     SqlStoreWrites,
     StoredDecision,
     query_sql,
@@ -35,7 +38,8 @@ CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts);
 CREATE INDEX IF NOT EXISTS decisions_tenant_day ON decisions (tenant, day);
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL, ts REAL NOT NULL,
-    score REAL NOT NULL, source TEXT NOT NULL, comment TEXT NOT NULL
+    score REAL NOT NULL, source TEXT NOT NULL, comment TEXT NOT NULL,
+    category TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id);
 """
@@ -45,8 +49,8 @@ _UPSERT = (
     f"VALUES ({', '.join('?' for _ in DECISION_COLUMNS)})"
 )
 _FEEDBACK = (
-    "INSERT INTO feedback (request_id, ts, score, source, comment) "
-    "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM decisions WHERE request_id = ?)"
+    "INSERT INTO feedback (request_id, ts, score, source, comment, category) "
+    "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM decisions WHERE request_id = ?)"
 )
 
 
@@ -55,6 +59,7 @@ class SqliteStore(SqlStoreWrites):
 
     upsert_sql = _UPSERT
     feedback_sql = _FEEDBACK
+    ph = "?"
 
     def __init__(self, path: str, *, timeout_s: float = 5.0) -> None:
         self.path = path
@@ -69,8 +74,30 @@ class SqliteStore(SqlStoreWrites):
             # NORMAL in WAL: a committed batch survives a process crash (kill -9), not a power cut.
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(_SCHEMA)
+            self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open the SQLite decision store at {path}.") from exc
+
+    def _migrate(self, now: float | None = None) -> None:
+        """Bring a log written by an older version up to this schema, in one transaction:
+        ``feedback.category`` (empty on old rows) and the ``spend`` counters (filled from today's
+        and later decisions, so budgets keep their day)."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cols = {r[1] for r in conn.execute("PRAGMA table_info(feedback)")}
+            if "category" not in cols:
+                conn.execute("ALTER TABLE feedback ADD COLUMN category TEXT NOT NULL DEFAULT ''")
+            if conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'spend'"
+            ).fetchone() is None:
+                conn.execute(SPEND_TABLE.format(real="REAL"))
+                today = utc_day(time.time() if now is None else now)
+                conn.execute(SPEND_BACKFILL.format(ph="?"), (today,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Cursor]:
@@ -105,20 +132,6 @@ class SqliteStore(SqlStoreWrites):
         except sqlite3.Error as exc:
             raise StorageError("the SQLite decision store could not be read.") from exc
         return [row_to_stored(r) for r in rows]
-
-    def spend_today(self, tenant: str, *, now: float | None = None) -> float:
-        import time
-
-        day = utc_day(time.time() if now is None else now)
-        try:
-            with self._lock:
-                (total,) = self._conn.execute(
-                    "SELECT COALESCE(SUM(cost_usd), 0) FROM decisions WHERE tenant = ? AND day = ?",
-                    (tenant, day),
-                ).fetchone()
-        except sqlite3.Error as exc:
-            raise StorageError("the SQLite decision store could not be read.") from exc
-        return float(total)
 
     def close(self) -> None:
         with self._lock:

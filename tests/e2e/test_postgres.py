@@ -45,7 +45,7 @@ def pg_dsn() -> str:
     import psycopg
 
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS decisions, feedback")
+        conn.execute("DROP TABLE IF EXISTS decisions, feedback, spend")
     return PG_DSN
 
 

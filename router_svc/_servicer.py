@@ -300,6 +300,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             score=feedback_score(request),
             source=feedback_source(request),
             comment=request.comment,
+            category=request.category,
         )
         # a request this process remembers is queued inline; any other id is looked up in the
         # database, off the event loop

@@ -4,7 +4,8 @@ Assignment is deterministic: ``blake2b(seed:request_id)`` mapped to [0, 1) is co
 category's share, so a retried request lands in the same arm on every replica. Only requests
 for which the reference model is a candidate (it passed the request's filters) take part; the
 others carry no arm. In shadow mode the routed answer is served and the reference is called on
-the side (its answer discarded, only scored) while a daily cost cap allows.
+the side (its answer discarded, only scored) while a daily cost cap, shared by the replicas
+through the store's spend counters, allows.
 """
 
 from __future__ import annotations
@@ -35,25 +36,63 @@ def bucket(seed: str, request_id: str) -> float:
 
 
 class ShadowBudget:
-    """The daily USD cap on shadow calls (resets at UTC midnight; per replica)."""
+    """The daily USD cap on shadow calls, shared by the replicas (resets at UTC midnight).
+
+    ``try_spend`` reserves a call's estimated cost locally; the shadow call's record is counted
+    by the writer in the shared ``spend`` counter (kind ``shadow``), and ``SpendSync`` then
+    releases the reservation (``committed``) and reads the shared total back (``update``). The
+    cap therefore holds across replicas up to what the others reserve in about two flush
+    intervals (the same bound as tenant budgets).
+    """
 
     def __init__(self, max_usd_per_day: float, clock: Callable[[], float] = time.time) -> None:
         self.max_usd = max_usd_per_day
         self._clock = clock
         self._day = ""
-        self.spent = 0.0
+        self.pending = 0.0  # reserved by this replica, not yet committed by the writer
+        self.stored = 0.0  # the shared counter as last read (+ this replica's commits since)
         self._lock = threading.Lock()
+
+    @property
+    def spent(self) -> float:
+        """Today's shadow spend as this replica knows it."""
+        with self._lock:
+            self._roll()
+            return self.stored + self.pending
+
+    def _roll(self) -> None:
+        day = utc_day(self._clock())
+        if day != self._day:
+            self._day, self.pending, self.stored = day, 0.0, 0.0
 
     def try_spend(self, usd: float) -> bool:
         """Reserve ``usd`` for one shadow call; False when the cap would be exceeded."""
         with self._lock:
-            day = utc_day(self._clock())
-            if day != self._day:
-                self._day, self.spent = day, 0.0
-            if self.spent + usd > self.max_usd:
+            self._roll()
+            if self.stored + self.pending + usd > self.max_usd:
                 return False
-            self.spent += usd
+            self.pending += usd
             return True
+
+    def release(self, usd: float) -> None:
+        """Give back a reservation whose shadow call produced no record (it failed)."""
+        with self._lock:
+            self.pending = max(0.0, self.pending - usd)
+
+    def committed(self, day: str, reserved: float, actual: float) -> None:
+        """Shadow records of ``day`` reserved at ``reserved`` and costing ``actual`` were written."""
+        with self._lock:
+            self._roll()
+            if day == self._day:
+                self.pending = max(0.0, self.pending - reserved)
+                self.stored += actual
+
+    def update(self, day: str, total: float) -> None:
+        """The shared shadow counter of ``day`` as just read."""
+        with self._lock:
+            self._roll()
+            if day == self._day:
+                self.stored = total
 
 
 class ABAssigner:
@@ -151,6 +190,7 @@ def _arm(scores: list[float], costs: list[float]) -> ArmStats:
 def compare(rows: Iterable[StoredDecision], z: float = 1.96) -> list[CategoryComparison]:
     """Per category, the mean feedback of A/B ``routed`` vs ``reference``/``shadow`` requests.
 
+    The category is the one named by the feedback if any, else the decision's.
     Only requests with feedback count; each contributes its mean score. The difference's
     interval is the normal approximation with Bernoulli variances p(1-p) (an upper bound for
     scores in [0, 1]).
@@ -161,7 +201,7 @@ def compare(rows: Iterable[StoredDecision], z: float = 1.96) -> list[CategoryCom
         if row.feedback_mean is None or r.ab_arm not in (ROUTED, REFERENCE, SHADOW):
             continue
         side = ROUTED if r.ab_arm == ROUTED else REFERENCE
-        scores, costs = acc.setdefault(r.category, {}).setdefault(side, ([], []))
+        scores, costs = acc.setdefault(row.category, {}).setdefault(side, ([], []))
         scores.append(row.feedback_mean)
         costs.append(r.cost_usd)
     out = []

@@ -1,10 +1,17 @@
 """Cost accounting: per-request cost, totals, the all-to-most-capable counterfactual, budgets.
 
-Budgets are per tenant and per UTC day, counted in the shared decision store so replicas agree:
-``BudgetGuard`` caches each tenant's stored spend (refreshed every ``storage.budget_refresh_s``
-by a background thread) and adds what this replica spent since, so the decision path never
-waits for the database. Between refreshes a tenant may overspend by at most what the replicas
-route in one refresh interval.
+Budgets are per tenant and per UTC day, counted in the shared store so replicas agree: the
+writer adds each committed decision's cost to an atomic ``spend`` counter row per (day,
+tenant) in the same transaction (``DecisionStore.write_batch``). ``BudgetGuard`` never reads
+the database on the decision path: it holds the shared total as last read plus this replica's
+spend not yet committed. ``SpendSync`` runs on the recorder's flusher thread after every flush:
+it moves the just-committed spend from "pending" to "stored" and re-reads the counters (one
+indexed query for all tenants), so a replica's view is at most one flush interval old.
+
+Bound: a tenant can overspend its budget by what the *other* replicas spend in about two
+flush intervals (their queued, not yet committed records, plus the age of this replica's last
+read), plus the cost of Complete calls already decided when the budget ran out (a completion's
+cost is known when it ends). One replica alone never misses its own spend.
 """
 
 from __future__ import annotations
@@ -23,9 +30,24 @@ from router_core._config_ops import BudgetSettings
 from router_core._costs import estimate_cost
 from router_core.errors import BudgetExhausted, StorageError
 from router_svc._metrics import Metrics
-from router_svc._storage import StoredDecision, utc_day
+from router_svc._storage import (
+    SHADOW_ACCOUNT,
+    TENANT,
+    DecisionRecord,
+    DecisionStore,
+    FeedbackRecord,
+    StoredDecision,
+    utc_day,
+)
 
-__all__ = ["BudgetGuard", "CostTotals", "most_capable", "request_cost", "summarize"]
+__all__ = [
+    "BudgetGuard",
+    "CostTotals",
+    "SpendSync",
+    "most_capable",
+    "request_cost",
+    "summarize",
+]
 
 log = structlog.get_logger("llm_router.accounting")
 D = TypeVar("D")
@@ -106,7 +128,7 @@ def summarize(rows: Iterable[StoredDecision]) -> Summary:
             s.total,
             s.by_tenant.setdefault(r.tenant or "-", CostTotals()),
             s.by_model.setdefault(r.model, CostTotals()),
-            s.by_category.setdefault(r.category, CostTotals()),
+            s.by_category.setdefault(row.category, CostTotals()),  # feedback's category wins
         ):
             t.requests += 1
             t.cost_usd += r.cost_usd
@@ -122,31 +144,26 @@ class BudgetGuard:
 
     Args:
         settings: the ``budgets:`` section.
-        spend_fn: the stored spend of a tenant today (``DecisionStore.spend_today``); may raise
-            ``StorageError`` (the last known value is kept).
-        refresh_s: how often ``refresh`` re-reads spend (``start`` runs it in a thread).
+        totals_fn: the shared spend counters of a day (``DecisionStore.spend_totals``), used by
+            ``refresh``; may raise ``StorageError`` (the last known values are kept).
     """
 
     def __init__(
         self,
         settings: BudgetSettings,
-        spend_fn: Callable[[str], float] | None = None,
+        totals_fn: Callable[[str], dict[tuple[str, str], float]] | None = None,
         *,
-        refresh_s: float = 5.0,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self._spend_fn = spend_fn
-        self._refresh_s = refresh_s
+        self._totals_fn = totals_fn
         self._metrics = metrics
         self._clock = clock
         self._lock = threading.Lock()
-        self._stored: dict[str, float] = {}
-        self._local: dict[str, float] = {}
+        self._stored: dict[str, float] = {}  # the shared counters as last read (+ commits since)
+        self._pending: dict[str, float] = {}  # this replica's spend not yet committed
         self._day = utc_day(clock())
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def active(self) -> bool:
@@ -157,35 +174,58 @@ class BudgetGuard:
         return self.settings.daily_usd.get(tenant, self.settings.default_daily_usd)
 
     def spent(self, tenant: str) -> float:
-        """Today's spend as this replica knows it (stored + local since the last refresh)."""
+        """Today's spend as this replica knows it: the shared total + its own uncommitted spend."""
         self._roll_day()
-        return self._stored.get(tenant, 0.0) + self._local.get(tenant, 0.0)
+        return self._stored.get(tenant, 0.0) + self._pending.get(tenant, 0.0)
 
     def add(self, tenant: str, usd: float) -> None:
-        """Count spend this replica just recorded."""
+        """Count spend this replica just recorded (pending until the writer commits it)."""
         if usd > 0 and self.active and self.limit(tenant) is not None:
             with self._lock:
                 self._roll_day()
-                self._local[tenant] = self._local.get(tenant, 0.0) + usd
+                self._pending[tenant] = self._pending.get(tenant, 0.0) + usd
+
+    def committed(self, spend: dict[tuple[str, str], float]) -> None:
+        """The writer committed ``{(day, tenant): usd}``: move it from pending to stored."""
+        with self._lock:
+            self._roll_day()
+            for (day, tenant), usd in spend.items():
+                if day != self._day or self.limit(tenant) is None:
+                    continue
+                self._stored[tenant] = self._stored.get(tenant, 0.0) + usd
+                left = self._pending.get(tenant, 0.0) - usd
+                if left > 1e-12:
+                    self._pending[tenant] = left
+                else:
+                    self._pending.pop(tenant, None)
+
+    def update(self, day: str, totals: dict[tuple[str, str], float]) -> None:
+        """Replace the stored figures with the shared counters of ``day`` just read."""
+        with self._lock:
+            self._roll_day()
+            if day != self._day:
+                return
+            self._stored = {
+                account: usd
+                for (kind, account), usd in totals.items()
+                if kind == TENANT and self.limit(account) is not None
+            }
 
     def _roll_day(self) -> None:
         day = utc_day(self._clock())
         if day != self._day:
-            self._day, self._stored, self._local = day, {}, {}
+            self._day, self._stored, self._pending = day, {}, {}
 
     def refresh(self) -> None:
-        """Re-read stored spend for every tenant seen or budgeted (blocking)."""
-        if self._spend_fn is None or not self.active:
+        """Re-read the shared counters now (blocking; ``SpendSync`` does this after flushes)."""
+        if self._totals_fn is None or not self.active:
             return
-        tenants = set(self.settings.daily_usd) | set(self._stored) | set(self._local)
-        for tenant in tenants:
-            try:
-                value = self._spend_fn(tenant)
-            except StorageError:
-                return  # keep counting locally; the recorder logs the outage
-            with self._lock:
-                self._stored[tenant] = value
-                self._local.pop(tenant, None)
+        day = utc_day(self._clock())
+        try:
+            totals = self._totals_fn(day)
+        except StorageError:
+            return  # keep counting locally; the recorder logs the outage
+        self.update(day, totals)
 
     def apply(self, decision: D, tenant: str, provider_of: Callable[[str], str]) -> D:
         """The decision to serve under ``tenant``'s budget.
@@ -199,7 +239,6 @@ class BudgetGuard:
         if cap is None:  # not budgeted: not tracked (tenants are caller-chosen strings)
             return decision
         if self.spent(tenant) < cap:
-            self._stored.setdefault(tenant, 0.0)  # so refresh() reads it from now on
             return decision
         action = self.settings.on_exhausted
         if self._metrics is not None:
@@ -220,19 +259,49 @@ class BudgetGuard:
             monitor_note=note,
         )  # fmt: skip
 
-    def start(self) -> None:
-        if self._thread is None and self._spend_fn is not None and self.active:
-            self._thread = threading.Thread(
-                target=self._run, name="llm-router-budgets", daemon=True
-            )
-            self._thread.start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+class SpendSync:
+    """The recorder's ``after_flush``: committed spend to the budgets, then the shared counters.
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._refresh_s):
-            self.refresh()
+    Runs on the flusher thread right after a batch was committed (and on empty flush ticks), so
+    a read never races a commit of this replica. ``shadow_budget`` returns the A/B shadow cap
+    (``ShadowBudget``) while shadow mode is on, else None.
+    """
+
+    def __init__(
+        self,
+        budgets: BudgetGuard,
+        shadow_budget: Callable[[], Any] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.budgets = budgets
+        self.shadow_budget = shadow_budget
+        self._clock = clock
+
+    def __call__(
+        self, batch: list[DecisionRecord | FeedbackRecord], open_store: Callable[[], DecisionStore]
+    ) -> None:
+        tenants: dict[tuple[str, str], float] = {}
+        shadow: dict[str, tuple[float, float]] = {}  # day -> (reserved estimate, actual)
+        for r in batch:
+            if not isinstance(r, DecisionRecord):
+                continue
+            if r.ab_arm == SHADOW_ACCOUNT:
+                res, act = shadow.get(r.day, (0.0, 0.0))
+                shadow[r.day] = (res + float(r.costs.get(r.model, 0.0)), act + r.cost_usd)
+            elif r.cost_usd:
+                key = (r.day, r.tenant)
+                tenants[key] = tenants.get(key, 0.0) + r.cost_usd
+        sb = self.shadow_budget()
+        if tenants:
+            self.budgets.committed(tenants)
+        if sb is not None:
+            for day, (reserved, actual) in shadow.items():
+                sb.committed(day, reserved, actual)
+        if not (self.budgets.active or sb is not None):
+            return
+        day = utc_day(self._clock())
+        totals = open_store().spend_totals(day)  # StorageError: the recorder ignores it
+        self.budgets.update(day, totals)
+        if sb is not None:
+            sb.update(day, totals.get((SHADOW_ACCOUNT, ""), 0.0))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from router_core._costs import estimate_cost
 from router_svc._ab import REFERENCE, ROUTED, SHADOW, ABAssigner
-from router_svc._accounting import BudgetGuard, most_capable
+from router_svc._accounting import BudgetGuard, SpendSync, most_capable
 from router_svc._events import CompletionResult, Delta
 from router_svc._metrics import Metrics
 from router_svc._monitor import Monitor
@@ -55,16 +55,19 @@ class Operations:
             recorder.prepare = self.prepare
         self.monitor = Monitor(config.monitor, metrics=metrics)
         self.ab = ABAssigner(config.ab, metrics=metrics)
-        spend = None
-        if recorder is not None:
-            spend = recorder.spend_today
         self.budgets = BudgetGuard(
-            config.budgets, spend, refresh_s=config.storage.budget_refresh_s, metrics=metrics
+            config.budgets, recorder.spend_totals if recorder is not None else None, metrics=metrics
         )
+        if recorder is not None:  # after each flush: committed spend, then the shared counters
+            recorder.after_flush = SpendSync(self.budgets, self._shadow_budget)
         self.shadow = Shadower(
             self.ab, scorer=self._scorer, record=self.record, feedback=self.feedback_cached,
             timeout_s=lambda: self._state.current.config.timeouts.total_timeout_s, metrics=metrics,
         )  # fmt: skip
+
+    def _shadow_budget(self) -> Any:
+        ab = self.ab
+        return ab.shadow_budget if ab.active and ab.settings.shadow.enabled else None
 
     def _scorer(self) -> Any:
         router = self._state.current.router
@@ -87,11 +90,9 @@ class Operations:
     def start(self) -> None:
         if self.log is not None:
             self.log.start()
-        self.budgets.start()
 
     def stop(self) -> None:
         """Stop background work; shadow calls still running are abandoned (daemon loop)."""
-        self.budgets.stop()
         if self.log is not None:
             self.log.stop()
 
@@ -206,8 +207,8 @@ class Operations:
     def _observe_feedback(self, fb: FeedbackRecord, known: KnownRequest | None) -> None:
         if self.metrics is not None:
             self.metrics.feedback.labels(fb.source, "accepted" if known else "unknown").inc()
-        if known is not None:
-            self.monitor.observe_feedback(known.model, known.category, fb.score)
+        if known is not None:  # a category named by the feedback overrides the decision's
+            self.monitor.observe_feedback(known.model, fb.category or known.category, fb.score)
 
     # -- completions ---------------------------------------------------------------------------
 

@@ -49,6 +49,10 @@ class Recorder:
         remember: how many recent request ids are kept for fast feedback acceptance.
         prepare: completes a decision record on the flusher thread, once, before its first
             write attempt (keeps that work off the request path).
+        after_flush: called on the flusher thread after every successful flush, also an empty
+            one, as ``after_flush(written_items, open_store)`` (``open_store()`` gives the store),
+            e.g. to count committed spend and re-read the shared spend counters; a
+            ``StorageError`` it raises is ignored.
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class Recorder:
         metrics: Metrics | None = None,
         remember: int = 200_000,
         prepare: Callable[[DecisionRecord], DecisionRecord] | None = None,
+        after_flush: Callable[[list[_Item], Callable[[], DecisionStore]], None] | None = None,
     ) -> None:
         self._factory = store if callable(store) and not hasattr(store, "write_batch") else None
         self._store: DecisionStore | None = None if self._factory else store  # type: ignore[assignment]
@@ -69,6 +74,7 @@ class Recorder:
         self._queue: deque[_Item] = deque()
         self._backlog: list[_Item] = []  # prepared, not yet written (the database was down)
         self.prepare = prepare
+        self.after_flush = after_flush
         self._lock = threading.Lock()
         self._known: OrderedDict[str, KnownRequest] = OrderedDict()
         self._remember = remember
@@ -116,8 +122,12 @@ class Recorder:
         return KnownRequest(r.model, r.category, r.ab_arm)
 
     def spend_today(self, tenant: str) -> float:
-        """The tenant's stored spend today (blocking; for ``BudgetGuard``)."""
+        """The tenant's stored spend today (blocking)."""
         return self._open().spend_today(tenant)
+
+    def spend_totals(self, day: str) -> dict[tuple[str, str], float]:
+        """The shared spend counters of ``day`` (blocking; ``DecisionStore.spend_totals``)."""
+        return self._open().spend_totals(day)
 
     def feedback_cached(self, fb: FeedbackRecord) -> KnownRequest | None:
         """Queue feedback about a request this process remembers (never blocks); else None."""
@@ -199,15 +209,27 @@ class Recorder:
                 raw = [prepare(x) if isinstance(x, DecisionRecord) else x for x in raw]
             batch = backlog + raw
             if not batch:
+                self._after(batch)
                 return 0
             try:
-                rows = self._open().write_batch(batch)
+                store = self._open()
+                rows = store.write_batch(batch)
             except StorageError as exc:
                 self._keep(batch)
                 self._mark(ok=False, rows=0, error=exc)
                 return 0
             self._mark(ok=True, rows=rows)
+            self._after(batch, store)
             return rows
+
+    def _after(self, batch: list[_Item], store: DecisionStore | None = None) -> None:
+        hook = self.after_flush
+        if hook is None or (store is None and not self.healthy):
+            return  # while the database is down, empty ticks do not knock on it again
+        try:
+            hook(batch, self._open if store is None else lambda: store)
+        except StorageError:
+            pass  # the next flush tries again; the write path reports outages
 
     def _keep(self, batch: list[_Item]) -> None:
         """Hold a failed batch for the next flush, within ``max_queue`` (oldest dropped)."""

@@ -2,7 +2,8 @@
 
 For a Complete in the shadow share (``ab.shadow.enabled``), after the routed answer reached the
 caller, the reference model is called in the background with the same messages while the
-day's shadow budget allows. Both answers are scored by the response scorer; the scores are
+day's shadow budget (shared by the replicas, see ``ShadowBudget``) allows. Both answers are
+scored by the response scorer; the scores are
 stored as ``heuristic`` feedback on the request and on a ``<request_id>:shadow`` record
 (``ab_arm`` ``shadow``), which ``llm-router report`` compares per category.
 """
@@ -96,10 +97,12 @@ class Shadower:
                     result = event
         except (RouterError, OSError) as exc:
             log.warning("shadow_call_failed", model=shadow.model, error=str(exc))
+            self.ab.shadow_budget.release(float(decision.costs.get(shadow.model, 0.0)))
             return
         finally:
             await events.aclose()
         if result is None:
+            self.ab.shadow_budget.release(float(decision.costs.get(shadow.model, 0.0)))
             return
         prompt = _last_user_text(messages)
         ref_score = self._score(prompt, "".join(parts), result.model)

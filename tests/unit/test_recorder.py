@@ -123,3 +123,28 @@ def test_background_thread_flushes_and_stop_flushes_rest(tmp_path: Path) -> None
     r.record(rec("a"))
     r.stop()
     assert [s.record.request_id for s in open_store(url).query()] == ["a"]
+
+
+def test_after_flush_sees_each_committed_batch_and_empty_ticks_not_outages(tmp_path: Path) -> None:
+    store = FlakyStore(open_store(f"sqlite://{tmp_path}/d.db"))
+    calls: list[tuple[list[str], float]] = []
+
+    def after(batch: list[object], open_store_: object) -> None:
+        ids = [getattr(x, "request_id", "") for x in batch]
+        calls.append((ids, open_store_().spend_today("t", now=1_800_000_000.0)))  # type: ignore[operator]
+
+    r = Recorder(store, after_flush=after)  # type: ignore[arg-type]
+    r.record(rec("a", cost_usd=0.5))
+    r.feedback_cached(FeedbackRecord("a", 1.0))
+    r.flush()
+    assert calls == [(["a", "a"], 0.5)]  # after the commit: the counter already includes it
+    r.flush()  # an empty tick: the hook still runs (to re-read the shared counters)
+    assert calls[-1] == ([], 0.5)
+    store.down = True
+    r.record(rec("b", cost_usd=1.0))
+    r.flush()
+    r.flush()
+    assert len(calls) == 2  # a failed write and the ticks of the outage do not call it
+    store.down = False
+    r.flush()
+    assert calls[-1] == (["b"], 1.5)

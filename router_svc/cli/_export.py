@@ -1,7 +1,8 @@
 """``llm-router export-training-data``: production outcomes as generic JSONL training data.
 
 One line per distinct prompt with feedback: ``{"prompt", "outcomes": {model: mean score},
-"costs": {model: mean USD}, "category"}``. A prompt answered by several models (A/B, budgets,
+"costs": {model: mean USD}, "category"}``; the category is the one feedback named, if any,
+else the decision's. A prompt answered by several models (A/B, budgets,
 monitor moves) carries an outcome for each. Needs the prompt text, which the service stores only
 with ``storage.store_prompts: true``.
 """
@@ -47,7 +48,9 @@ def export_rows(rows: list[Any], min_feedback: int = 1) -> tuple[list[dict[str, 
         if r.prompt is None:
             no_prompt += 1
             continue
-        m = merged.setdefault(r.prompt, {"scores": {}, "costs": {}, "category": r.category})
+        m = merged.setdefault(r.prompt, {"scores": {}, "costs": {}, "category": row.category})
+        if row.feedback_category:  # feedback that names the category is the better label
+            m["category"] = row.feedback_category
         m["scores"].setdefault(r.model, []).append(row.feedback_mean)
         m["costs"].setdefault(r.model, []).append(r.cost_usd)
     out = [

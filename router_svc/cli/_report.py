@@ -85,7 +85,8 @@ def build_report(rows: list[Any]) -> dict[str, Any]:
         outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1
         escalated += r.escalated
         if row.feedback_mean is not None:
-            quality.setdefault((r.model, r.category), []).append(row.feedback_mean)
+            # a category named by the feedback overrides the decision's (``StoredDecision.category``)
+            quality.setdefault((r.model, row.category), []).append(row.feedback_mean)
     summary = summarize(rows).to_dict()
     return {
         "requests": len(rows),

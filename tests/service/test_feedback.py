@@ -262,3 +262,36 @@ async def test_reloaded_ab_and_budget_sections_apply_without_restart(tmp_path: P
     with pytest.raises(BudgetExhausted):  # A/B is off now, and every tenant's budget is 0
         decide()
     ops.stop()
+
+
+async def test_feedback_category_is_stored_and_applies_to_monitor_report_and_export(
+    tmp_path: Path,
+) -> None:
+    from router_svc.cli._export import export_rows
+    from router_svc.cli._report import build_report
+
+    path, db = write(tmp_path, MONITOR)
+    async with serving(path) as (router, ops, _):
+        for i in range(3):  # answers in "general" that the raters file under "math"
+            await router.Route(route(f"c-{i}"))
+            await router.Feedback(
+                pb.FeedbackRequest(request_id=f"c-{i}", score=0.0, category="math")
+            )
+        still = await router.Route(route("c-9"))  # general: big keeps its traffic
+        with pytest.raises(grpc.aio.AioRpcError) as long_category:
+            await router.Feedback(pb.FeedbackRequest(request_id="c-0", score=1.0,
+                                                     category="x" * 65))  # fmt: skip
+        windows = {(w.model, w.category): w for w in ops.monitor.snapshot()}
+    assert still.model == "big" and not still.monitor_note
+    assert windows[("big", "math")].feedback_n == 3 and windows[("big", "math")].blocked
+    assert ("big", "general") not in windows or windows[("big", "general")].feedback_n == 0
+    assert long_category.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    rows = [r for r in open_store(db).query() if r.feedback_count]
+    assert [(r.record.category, r.feedback_category, r.category) for r in rows] == [
+        ("general", "math", "math")
+    ] * 3
+    report = build_report(rows)
+    assert [(q["model"], q["category"], q["n"]) for q in report["quality"]] == [("big", "math", 3)]
+    assert set(report["by_category"]) == {"math"}
+    exported, _ = export_rows(rows)
+    assert {e["category"] for e in exported} == {"math"}

@@ -89,3 +89,23 @@ def test_compare_per_category_with_intervals() -> None:
     assert c.diff == pytest.approx(-0.2)
     assert c.diff_ci[0] < -0.2 < c.diff_ci[1] < 0  # the gap is significant at this n
     assert c.routed.ci[0] < 0.6 < c.routed.ci[1]
+
+
+def test_compare_files_a_request_under_the_category_its_feedback_names() -> None:
+    rows = [_row("a", "routed", 1.0), _row("b", "reference", 0.0)]
+    rows.append(StoredDecision(_row("c", "reference", 0.5).record, 0.5, 1, feedback_category="math"))
+    by_cat = {c.category: c for c in compare(rows)}
+    assert set(by_cat) == {"code", "math"}
+    assert (by_cat["code"].routed.n, by_cat["code"].reference.n) == (1, 1)
+    assert (by_cat["math"].routed.n, by_cat["math"].reference.n) == (0, 1)
+
+
+def test_shadow_budget_counts_the_shared_total_and_releases_failed_calls() -> None:
+    b = ShadowBudget(1.0, clock=lambda: 1_800_000_000.0)
+    assert b.try_spend(0.3)
+    b.update("2027-01-15", 0.6)  # other replicas' shadow calls, from the shared counter
+    assert b.spent == pytest.approx(0.9) and not b.try_spend(0.2)
+    b.release(0.3)  # our call failed: no record, the reservation goes back
+    assert b.try_spend(0.4) and b.spent == pytest.approx(1.0)
+    b.update("2027-01-14", 5.0)  # another day's figure is ignored
+    assert b.spent == pytest.approx(1.0)

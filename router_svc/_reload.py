@@ -3,7 +3,9 @@
 The new config and model are loaded in a worker thread (reading ONNX takes milliseconds to
 seconds; the event loop keeps serving meanwhile). If anything fails (bad YAML, unknown key,
 missing model) the error is logged as ``config_reload_failed`` and the old router keeps
-serving. Watched files: the config file and the files of the classifier model directory it
+serving. A changed ``storage:`` section is rejected the same way (``restart_required``): the
+decision log, its queue and the spend counters budgets read are opened once per process, and
+switching them under live traffic could split a day's spend between two databases. Watched files: the config file and the files of the classifier model directory it
 names, by (mtime, size).
 """
 
@@ -29,6 +31,7 @@ _log = get_logger(__name__)
 
 Fingerprint = tuple[tuple[str, int, int], ...]
 RESTART_ONLY = ("server", "limits")  # read once when the server starts
+REJECTED = ("storage",)  # a reload that changes these is refused: they need a restart
 
 
 def _default_loader(path: Path) -> Router:
@@ -103,6 +106,18 @@ class Reloader:
             finally:
                 # whatever the outcome, this state of the files has been handled
                 self._fingerprint = self._current_fingerprint()
+            refused = [k for k in REJECTED if getattr(old.config, k) != getattr(router.config, k)]
+            if refused:
+                _log.error(
+                    "config_reload_failed",
+                    reason=reason,
+                    path=str(self._path),
+                    error=f"the {', '.join(refused)} section changed; restart the server to "
+                    "apply it (this reload was not applied).",
+                    restart_required=True,
+                    serving_version=old.version,
+                )
+                return False
             self._state.swap(router)
             new = self._state.current
             changed = [k for k in RESTART_ONLY if getattr(old.config, k) != getattr(new.config, k)]

@@ -124,3 +124,29 @@ async def test_broken_files_never_replace_the_router(tmp_path: Path, content: st
         assert await Reloader(state, path, poll_interval_s=0).reload() is False
     assert state.version == "v1"
     assert [e["event"] for e in logs] == ["config_reload_failed"]
+
+
+async def test_a_changed_storage_section_is_refused_until_a_restart(tmp_path: Path) -> None:
+    db = f"sqlite://{tmp_path}/a.db"
+    path = tmp_path / "router.yaml"
+
+    def text(version: str, url: str) -> str:
+        return RULES_CONFIG.format(version=version) + f"storage: {{url: '{url}'}}\n"
+
+    path.write_text(text("s1", db), encoding="utf-8")
+    async with running_server(load_router(path), config_path=path) as (server, channel):
+        reloader = server.reloader
+        assert reloader is not None
+        path.write_text(text("s2", f"sqlite://{tmp_path}/b.db"), encoding="utf-8")
+        with structlog.testing.capture_logs() as logs:
+            assert await reloader.reload() is False
+        assert await _version(channel) == "s1"  # the whole reload was refused
+        path.write_text(text("s3", db), encoding="utf-8")  # storage as running
+        assert await reloader.reload() is True
+        assert await _version(channel) == "s3"
+    (failure,) = [e for e in logs if e["event"] == "config_reload_failed"]
+    assert failure["log_level"] == "error" and failure["restart_required"] is True
+    assert failure["error"] == (
+        "the storage section changed; restart the server to apply it (this reload was not applied)."
+    )
+    assert failure["serving_version"] == "s1"

@@ -43,6 +43,7 @@ from router_core.errors import (
     ProviderError,
     ProviderProtocolError,
     ProviderTimeout,
+    ProviderUnavailable,
 )
 from router_svc._events import (
     AttemptRecord,
@@ -460,6 +461,9 @@ class Completer:
         if time.monotonic() >= job.deadline:
             return ProviderTimeout("the request deadline passed before any model answered.")
         detail = "; ".join(job.ledger.skipped) or "no candidates"
+        if any(a.error == "circuit breaker open" for a in job.ledger.attempts):
+            # transient (the breakers close again): UNAVAILABLE, which clients retry
+            return ProviderUnavailable(f"no model could take this request now ({detail}).")
         return NoRouteAvailable(f"no model could take this request ({detail}).")
 
 

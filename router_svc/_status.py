@@ -14,9 +14,10 @@ import grpc
 
 from router_core import errors
 
-__all__ = ["INTERNAL_DETAIL", "STATUS_CODES", "status_for"]
+__all__ = ["INTERNAL_DETAIL", "NO_RETRY_HINT", "STATUS_CODES", "status_for"]
 
 INTERNAL_DETAIL = "internal error; the server logged the details."
+NO_RETRY_HINT = "retrying it unchanged will not help"  # appended to NoRouteAvailable details
 
 STATUS_CODES: Mapping[type[errors.RouterError], grpc.StatusCode] = MappingProxyType(
     {
@@ -25,7 +26,9 @@ STATUS_CODES: Mapping[type[errors.RouterError], grpc.StatusCode] = MappingProxyT
         errors.ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
         errors.ModelError: grpc.StatusCode.FAILED_PRECONDITION,
         errors.DataError: grpc.StatusCode.INVALID_ARGUMENT,
-        errors.NoRouteAvailable: grpc.StatusCode.UNAVAILABLE,
+        # no configured model fits the request: permanent until the request or config changes
+        # (UNAVAILABLE would invite retries); open breakers raise ProviderUnavailable instead
+        errors.NoRouteAvailable: grpc.StatusCode.FAILED_PRECONDITION,
         errors.BudgetExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
         errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
         errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
@@ -50,5 +53,8 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         for cls in type(exc).__mro__:
             code = STATUS_CODES.get(cls)
             if code is not None:
-                return code, str(exc) or INTERNAL_DETAIL
+                detail = str(exc) or INTERNAL_DETAIL
+                if isinstance(exc, errors.NoRouteAvailable):
+                    detail = f"{detail.rstrip('.')}; {NO_RETRY_HINT}."
+                return code, detail
     return grpc.StatusCode.INTERNAL, INTERNAL_DETAIL

@@ -385,6 +385,18 @@ async def test_all_skipped_is_no_route(fake: FakeUpstream) -> None:
         await collect(c, decision("tiny"))
 
 
+async def test_every_fitting_model_behind_an_open_breaker_is_unavailable(
+    fake: FakeUpstream,
+) -> None:
+    """Open breakers are transient: ProviderUnavailable (UNAVAILABLE, retried), not NoRouteAvailable."""
+    c = completer([spec("a", fake.openai_base)], breaker_threshold=1)
+    c.breakers.get("a").record_failure()
+    assert c.breakers.get("a").state == "open"
+    with pytest.raises(ProviderUnavailable, match="circuit breaker open") as info:
+        await collect(c, decision("a"))
+    assert not isinstance(info.value, NoRouteAvailable) and fake.requests_for("a") == []
+
+
 async def test_missing_key(fake: FakeUpstream) -> None:
     specs = [
         spec("k", fake.openai_base, api_key_env="SECRET_KEY_VAR"),

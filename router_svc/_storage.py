@@ -90,7 +90,9 @@ class FeedbackRecord:
         if not 0.0 <= self.score <= 1.0:  # also rejects NaN
             raise InvalidRequest("feedback score must be between 0 and 1.")
         if len(self.category) > MAX_CATEGORY_CHARS:
-            raise InvalidRequest(f"feedback category is longer than {MAX_CATEGORY_CHARS} characters.")
+            raise InvalidRequest(
+                f"feedback category is longer than {MAX_CATEGORY_CHARS} characters."
+            )
         if self.source not in FEEDBACK_SOURCES:
             raise InvalidRequest("feedback source must be one of user, evaluator, heuristic.")
         if not self.request_id:
@@ -223,7 +225,9 @@ class SqlStoreWrites:
         written = 0
         deltas: dict[tuple[str, str, str], float] = {}
         with self._tx() as cur:
-            prev = self._previous(cur, [r.request_id for r in records if isinstance(r, DecisionRecord)])
+            prev = self._previous(
+                cur, [r.request_id for r in records if isinstance(r, DecisionRecord)]
+            )
             for rec in records:  # in order: a decision lands before its feedback
                 if isinstance(rec, DecisionRecord):
                     old = prev.get(rec.request_id)
@@ -247,9 +251,7 @@ class SqlStoreWrites:
                     cur.execute(add, (*key, deltas[key]))
         return written
 
-    def _previous(
-        self, cur: Any, ids: list[str]
-    ) -> dict[str, tuple[tuple[str, str, str], float]]:
+    def _previous(self, cur: Any, ids: list[str]) -> dict[str, tuple[tuple[str, str, str], float]]:
         """Spend key and cost of the stored rows among ``ids`` (what a rewrite replaces)."""
         out: dict[str, tuple[tuple[str, str, str], float]] = {}
         unique = list(dict.fromkeys(ids))

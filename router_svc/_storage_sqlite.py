@@ -88,9 +88,12 @@ class SqliteStore(SqlStoreWrites):
             cols = {r[1] for r in conn.execute("PRAGMA table_info(feedback)")}
             if "category" not in cols:
                 conn.execute("ALTER TABLE feedback ADD COLUMN category TEXT NOT NULL DEFAULT ''")
-            if conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'spend'"
-            ).fetchone() is None:
+            if (
+                conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'spend'"
+                ).fetchone()
+                is None
+            ):
                 conn.execute(SPEND_TABLE.format(real="REAL"))
                 today = utc_day(time.time() if now is None else now)
                 conn.execute(SPEND_BACKFILL.format(ph="?"), (today,))

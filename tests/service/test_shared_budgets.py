@@ -124,14 +124,13 @@ async def test_two_instances_agree_on_spend_and_both_refuse_once_spent(
             with pytest.raises(grpc.aio.AioRpcError) as over:
                 await stub_.Route(route(rid))
             refused.append((over.value.code(), over.value.details()))
-        assert await b.Route(pb.RouteRequest(messages=[message(TEXT)], tenant="other"))  # unbudgeted
-    assert refused == [
-        (grpc.StatusCode.RESOURCE_EXHAUSTED, "the tenant's daily budget is spent."),
-    ] * 2
+        other = await b.Route(pb.RouteRequest(messages=[message(TEXT)], tenant="other"))
+    assert other.model  # a tenant without a budget is not affected
+    spent = (grpc.StatusCode.RESOURCE_EXHAUSTED, "the tenant's daily budget is spent.")
+    assert refused == [spent, spent]
+    labels = {"tenant": "acme", "action": "reject"}
     for m in (m_a, m_b):
-        assert m.registry.get_sample_value(
-            "llm_router_budget_exhausted_total", {"tenant": "acme", "action": "reject"}
-        ) == 1
+        assert m.registry.get_sample_value("llm_router_budget_exhausted_total", labels) == 1
 
 
 async def test_a_completion_rewriting_its_route_estimate_counts_once(

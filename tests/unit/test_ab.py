@@ -93,7 +93,9 @@ def test_compare_per_category_with_intervals() -> None:
 
 def test_compare_files_a_request_under_the_category_its_feedback_names() -> None:
     rows = [_row("a", "routed", 1.0), _row("b", "reference", 0.0)]
-    rows.append(StoredDecision(_row("c", "reference", 0.5).record, 0.5, 1, feedback_category="math"))
+    rows.append(
+        StoredDecision(_row("c", "reference", 0.5).record, 0.5, 1, feedback_category="math")
+    )
     by_cat = {c.category: c for c in compare(rows)}
     assert set(by_cat) == {"code", "math"}
     assert (by_cat["code"].routed.n, by_cat["code"].reference.n) == (1, 1)

@@ -114,8 +114,12 @@ def test_tenants_without_a_budget_are_not_tracked() -> None:
     """Tenants are caller-chosen: only budgeted ones are held in memory."""
     totals = {("tenant", f"random-{i}"): 0.5 for i in range(1000)} | {("tenant", "acme"): 0.25}
     reads: list[str] = []
-    g = BudgetGuard(BudgetSettings(daily_usd={"acme": 1.0}),
-                    lambda day: reads.append(day) or totals)  # fmt: skip
+
+    def read(day: str) -> dict[tuple[str, str], float]:
+        reads.append(day)
+        return totals
+
+    g = BudgetGuard(BudgetSettings(daily_usd={"acme": 1.0}), read)
     for i in range(1000):
         assert g.apply(decision(), f"random-{i}", PROV).model == "big"
         g.add(f"random-{i}", 0.5)
@@ -162,7 +166,7 @@ def test_spend_sync_moves_committed_spend_and_adopts_the_shared_total() -> None:
     assert g.spent("acme") == pytest.approx(0.95) and g._pending == {}
     assert g.apply(decision(), "acme", PROV).model == "big"  # still under the budget
     store.totals = {("tenant", "acme"): 1.0}
-    sync([], lambda: store)  # an empty tick still re-reads: another replica's spend arrives
+    sync([], lambda: store)  # type: ignore[arg-type,return-value]  # an empty tick still re-reads: another replica's spend arrives
     assert g.spent("acme") == pytest.approx(1.0) and store.reads == 3
     assert g.apply(decision(), "acme", PROV).model == "small"  # spent: the cheapest model
 

@@ -44,8 +44,11 @@ CREATE TABLE IF NOT EXISTS feedback (
     category TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id);
-ALTER TABLE feedback ADD COLUMN IF NOT EXISTS category TEXT NOT NULL DEFAULT '';
 """
+_HAS_CATEGORY = (
+    "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+    "AND table_name = 'feedback' AND column_name = 'category'"
+)
 _SCHEMA_LOCK = 0x6C6C6D72  # advisory lock id: replicas starting together migrate one at a time
 
 _UPSERT = (
@@ -77,6 +80,9 @@ class PostgresStore(SqlStoreWrites):
             # (ALTER ... IF NOT EXISTS) and the spend counters, filled from today's decisions
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             cur.execute(_SCHEMA)
+            cur.execute(_HAS_CATEGORY)  # checked first: ALTER would lock the table every start
+            if cur.fetchone() is None:
+                cur.execute("ALTER TABLE feedback ADD COLUMN category TEXT NOT NULL DEFAULT ''")
             cur.execute("SELECT to_regclass('spend') IS NULL")
             row = cur.fetchone()
             if row is not None and row[0]:

@@ -136,6 +136,16 @@ class SqliteStore(SqlStoreWrites):
             raise StorageError("the SQLite decision store could not be read.") from exc
         return [row_to_stored(r) for r in rows]
 
+    def spend_totals(self, day: str) -> dict[tuple[str, str], float]:
+        try:  # a plain read: no write lock (the shared version opens a write transaction)
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT kind, account, usd FROM spend WHERE day = ?", (day,)
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError("the SQLite decision store could not be read.") from exc
+        return {(str(k), str(a)): float(u) for k, a, u in rows}
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

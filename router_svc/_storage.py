@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from router_core.errors import InvalidRequest, StorageError
@@ -34,7 +35,12 @@ TENANT, SHADOW_ACCOUNT = "tenant", "shadow"  # the two kinds of rows in the ``sp
 
 def utc_day(ts: float) -> str:
     """The UTC calendar day (``YYYY-MM-DD``) of a unix timestamp: the budget period."""
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
+    return _day_name(int(ts // 86_400))  # unix time has exactly 86,400 s per UTC day
+
+
+@lru_cache(maxsize=64)
+def _day_name(day_number: int) -> str:
+    return datetime.fromtimestamp(day_number * 86_400, tz=UTC).strftime("%Y-%m-%d")
 
 
 @dataclass(slots=True)  # not frozen: built on the request path, where frozen __init__ costs 2-3x

@@ -149,6 +149,10 @@ async def _serve(router: Any, args: argparse.Namespace) -> None:
     ops.start()
     stops.append(ops.stop)
     completers = None if args.no_complete else _Completers()
+    if completers is not None:
+        # build the first completer now: importing the HTTP stack and loading CA certificates
+        # take ~1 s of CPU that would otherwise stall the event loop on the first Complete
+        completers(state.current)
     servicer = RouterServicer(
         state,
         completer_for=None

@@ -5,7 +5,8 @@
 Each benchmark runs in its own process (``python benchmarks/<script>.py``), writes
 ``benchmarks/results/<name>.json``, and the report is rendered from those files, so a single
 benchmark can be re-run and the report re-rendered with ``--render-only``. Teammates'
-benchmarks (bench_features, bench_policy, bench_grpc_route, bench_feedback, bench_quality) run too when
+benchmarks (bench_features, bench_policy, bench_grpc_route, bench_feedback, bench_quality,
+bench_http_clients) run too when
 present; their console output is quoted in the report.
 """
 
@@ -39,6 +40,7 @@ OTHERS: dict[str, tuple[list[str], int]] = {
     "bench_grpc_route": (["--calls", "2000"], 180),
     "bench_feedback": (["--seconds", "5", "--routes", "1000"], 240),
     "bench_quality": ([], 480),
+    "bench_http_clients": (["--seconds", "2"], 120),
 }
 
 

@@ -266,6 +266,17 @@ class AuthConfig(_Frozen):
         return self
 
 
+class TracingConfig(_Frozen):
+    """OpenTelemetry tracing (the ``tracing`` extra); off unless ``enabled``. Read at start-up."""
+
+    enabled: bool = False
+    exporter: Literal["otlp", "console"] = "otlp"
+    # OTLP/HTTP traces URL; None: OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or localhost:4318
+    endpoint: str | None = None
+    service_name: str = Field(default="llm-router", min_length=1)
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)
+
+
 class RouterConfig(_Frozen):
     """The whole configuration. ``version`` is the file's ``version`` or a hash of its content."""
 
@@ -282,6 +293,7 @@ class RouterConfig(_Frozen):
     ab: ABSettings = Field(default_factory=ABSettings)
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
     auth: AuthConfig = AuthConfig()
+    tracing: TracingConfig = TracingConfig()
 
     _source: str = PrivateAttr(default="<config>")
     _lines: dict[Loc, int] = PrivateAttr(default_factory=dict)

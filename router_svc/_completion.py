@@ -61,6 +61,7 @@ from router_svc._resilience import (
     counts_against_breaker,
     retry_delay,
 )
+from router_svc._tracing import record_attempt
 from router_svc.providers import ChatMessage, Provider, ProviderRequest, ProviderSettings
 
 _log = structlog.get_logger("router_svc.completion")
@@ -421,6 +422,10 @@ class Completer:
             + tokens_out * float(spec.output_price_per_mtok)
         ) / 1e6
         job.ledger.cost_usd += cost
+        record_attempt(
+            call.model, outcome, t0, error=type(error).__name__ if error else "",
+            input_tokens=tokens_in, output_tokens=tokens_out,
+        )  # fmt: skip
         if error is not None:
             _log.warning(
                 "provider_attempt_failed",

@@ -164,8 +164,15 @@ async def _serve(router: Any, args: argparse.Namespace) -> None:
         hooks=ops.hooks,
         store_prompts=config.storage.store_prompts,
     )
+    tracing = None
+    if config.tracing.enabled:
+        from router_svc._tracing import setup_tracing
+
+        tracing = setup_tracing(config.tracing)
+        stops.append(tracing.shutdown)
     server = RouterServer(
         state,
+        interceptors=() if tracing is None else (tracing.interceptor,),
         host=args.host,
         port=args.port,
         config_path=args.config,

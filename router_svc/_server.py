@@ -28,12 +28,13 @@ from router_svc._logging import get_logger
 from router_svc._reload import Reloader
 from router_svc._servicer import RouterServicer
 from router_svc._tls import server_credentials
+from router_svc._wire import serialize
 
 if TYPE_CHECKING:
     from router_core._config import RouterConfig
     from router_svc._state import RouterState
 
-__all__ = ["ROUTER_SERVICE", "RouterServer", "channel_options"]
+__all__ = ["ROUTER_SERVICE", "RouterServer", "add_router_service", "channel_options"]
 
 ROUTER_SERVICE: str = router_pb2.DESCRIPTOR.services_by_name["Router"].full_name
 _SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -55,6 +56,35 @@ def channel_options(config: RouterConfig) -> list[tuple[str, Any]]:
             ("grpc.max_connection_age_grace_ms", int(server.grace_s * 1000)),
         ]
     return options
+
+
+class _Handlers:
+    """Collects what the generated ``add_RouterServicer_to_server`` would register."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        self.handlers = handlers
+
+
+def add_router_service(servicer: RouterServicer, server: Any) -> None:
+    """Register the Router service like the generated function, except that methods answering
+    ``RouteDecision`` use ``_wire.serialize`` (the servicer answers ``WireDecision`` s)."""
+    collected = _Handlers()
+    router_pb2_grpc.add_RouterServicer_to_server(servicer, collected)  # type: ignore[no-untyped-call]
+    decision = router_pb2.RouteDecision.SerializeToString
+    handlers = {
+        name: h._replace(response_serializer=serialize) if h.response_serializer == decision else h
+        for name, h in collected.handlers.items()
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(ROUTER_SERVICE, handlers),)
+    )
+    server.add_registered_method_handlers(ROUTER_SERVICE, handlers)
 
 
 class RouterServer:
@@ -105,7 +135,7 @@ class RouterServer:
             ],
             options=channel_options(config),
         )
-        router_pb2_grpc.add_RouterServicer_to_server(self.servicer, self._server)  # type: ignore[no-untyped-call]
+        add_router_service(self.servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
             (ROUTER_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server

@@ -4,6 +4,9 @@ The decision is microseconds of CPU, so it runs on the event loop (no thread hop
 call reads the router snapshot once (``RouterState.current``); a reload during the call
 does not affect it. Errors are raised as ``RouterError`` and mapped to a status by the
 interceptor; RouteStream instead reports a bad item in that item's ``status`` and goes on.
+Route and RouteStream answer with ``_wire.WireDecision`` s: the serialized ``RouteDecision``
+(``_wire.decision_bytes``, a fraction of the cost of building the message) and its request
+id; ``RouterServer`` registers them with ``_wire.serialize`` (``add_router_service``).
 Collaborators are explicit constructor arguments so that other parts plug in:
 ``completer`` (Complete), ``feedback_sink`` (Feedback), ``recorder`` (decision log).
 """
@@ -34,8 +37,9 @@ from router_svc._convert import (
 )
 from router_svc._decode import Undecodable
 from router_svc._events import CompletionResult, Delta
-from router_svc._logging import annotate
+from router_svc._logging import annotate, rpc_fields
 from router_svc._status import status_for
+from router_svc._wire import WireDecision, decision_bytes
 
 if TYPE_CHECKING:
     from router_svc._events import CompletionEvent
@@ -131,6 +135,11 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         self._metrics = metrics
         self._hooks = tuple(hooks)
         self._store_prompts = store_prompts
+        self._record_type: Any = None
+        if recorder is not None:
+            from router_svc._storage import DecisionRecord  # imported only when recording
+
+            self._record_type = DecisionRecord
 
     def _decide(self, snap: RouterSnapshot, parsed: ParsedRequest) -> Decision:
         request = parsed.request
@@ -171,31 +180,59 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             )
         )
 
-    async def Route(self, request: pb.RouteRequest, context: Context) -> pb.RouteDecision:
+    def _record_routed(self, request: RouteRequest, decision: Decision) -> None:
+        """``_record`` for a plain decision (Route, RouteStream), without the outcome dict."""
+        recorder = self._recorder
+        if recorder is None:
+            return
+        recorder.record(
+            self._record_type(
+                request_id=request.request_id,
+                ts=time.time(),
+                tenant=request.tenant,
+                model=decision.model,
+                provider=decision.provider,
+                strategy=decision.strategy,
+                category=decision.category,
+                reason=decision.reason,
+                cost_usd=decision.costs.get(decision.model, 0.0),
+                input_tokens=decision.input_tokens,
+                decision_us=decision.decision_us,
+                monitor_note=decision.monitor_note,
+                config_version=decision.config_version,
+                scores=decision.scores,
+                costs=decision.costs,
+                prompt=request.text if self._store_prompts else None,
+            )
+        )
+
+    async def Route(self, request: pb.RouteRequest, context: Context) -> WireDecision:
+        """The decision, serialized (see the module docstring)."""
         snap = self._state.current
         parsed = parse_route_request(request, snap)
         request_id = parsed.request.request_id
-        annotate(request_id=request_id)
+        fields = rpc_fields()
+        fields["request_id"] = request_id
         decision = self._decide(snap, parsed)
-        annotate(
-            strategy=decision.strategy,
-            model=decision.model,
-            category=decision.category,
-            decision_us=round(decision.decision_us, 1),
-        )
-        self._record(parsed, decision)
-        return decision_to_proto(decision, request_id, snap.catalog)
+        fields["strategy"] = decision.strategy
+        fields["model"] = decision.model
+        fields["category"] = decision.category
+        fields["decision_us"] = round(decision.decision_us, 1)
+        self._record_routed(parsed.request, decision)
+        return WireDecision(decision_bytes(decision, request_id, snap.catalog), request_id)
 
     async def RouteStream(
         self, request_iterator: AsyncIterator[pb.RouteRequest], context: Context
-    ) -> AsyncIterator[pb.RouteDecision]:
+    ) -> AsyncIterator[WireDecision | pb.RouteDecision]:
+        """One serialized decision per request, in order; a failed item carries ``status``."""
         items = failed = 0
+        state = self._state
         try:
             async for request in request_iterator:
                 if type(request) is Undecodable:  # the stream ends here (INVALID_ARGUMENT)
                     raise request.error()
                 items += 1
-                snap = self._state.current  # per item: a long stream picks up reloads
+                snap = state.current  # per item: a long stream picks up reloads
                 try:
                     parsed = parse_route_request(request, snap)
                     decision = self._decide(snap, parsed)
@@ -204,8 +241,10 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                     code, detail = status_for(exc)
                     yield error_decision(request.request_id, code.value[0], detail)
                     continue
-                self._record(parsed, decision)
-                yield decision_to_proto(decision, parsed.request.request_id, snap.catalog)
+                route_request = parsed.request
+                self._record_routed(route_request, decision)
+                rid = route_request.request_id
+                yield WireDecision(decision_bytes(decision, rid, snap.catalog), rid)
         finally:
             annotate(items=items, failed_items=failed)
 

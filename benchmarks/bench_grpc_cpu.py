@@ -1,0 +1,202 @@
+"""Server CPU per Route call and per RouteStream item, this tree against a baseline, interleaved.
+
+Starts ``llm-router serve`` (shipped config, JSON logs, metrics and decision log on, as in
+production) once per variant and drives it with h2load (a C client: it leaves the second core
+to the server and adds no Python noise), alternating the variants round by round:
+
+- ``route``: unary Route, ``--conns`` connections x ``--streams`` in flight, closed loop;
+- ``route1``: unary Route, one call in flight (end-to-end p50 from h2load's log);
+- ``stream``: RouteStream, each call a POST whose body holds ``--items`` framed requests
+  (the server answers each in order), ``--conns`` x ``--streams`` such calls in flight.
+
+Server CPU is the utime+stime delta of the server process (``/proc/PID/stat``) over the
+measured seconds. Variants: ``this`` (the work tree) and ``--baseline REV`` (that commit's
+``router_svc`` exported to a temp dir and put first on PYTHONPATH; ``router_core`` and the
+model are the work tree's for both, so only the front door differs).
+
+    python benchmarks/bench_grpc_cpu.py [--baseline HEAD] [--rounds 3] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from _common import PY, bench_config, cpu_seconds, free_port, wait_for_route  # noqa: E402
+
+PROMPT_CHARS = 1000
+
+
+def _frame(chars: int) -> bytes:
+    sys.path.insert(0, str(ROOT / "clients" / "bench"))
+    from llm_router_bench import synthetic_prompts
+
+    from llm_router.v1 import router_pb2 as pb
+
+    text = synthetic_prompts(chars, count=1)[0]
+    payload = pb.RouteRequest(
+        messages=[pb.Message(role=pb.ROLE_USER, content=text)]
+    ).SerializeToString()
+    return b"\x00" + len(payload).to_bytes(4, "big") + payload
+
+
+def _export(rev: str, dest: Path) -> Path:
+    """``router_svc`` of commit ``rev`` under ``dest`` (for PYTHONPATH)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "router_svc"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+class Server:
+    """One ``llm-router serve`` process on a free port."""
+
+    def __init__(self, name: str, pythonpath: Path | None, tmp: Path, extra: list[str]) -> None:
+        self.name = name
+        self.port = free_port()
+        wd = tmp / f"srv-{name}"
+        wd.mkdir()
+        cfg = bench_config(wd / "config.yaml")
+        env = dict(os.environ)
+        if pythonpath is not None:
+            env["PYTHONPATH"] = f"{pythonpath}:{env.get('PYTHONPATH', '')}".rstrip(":")
+        self.log = (wd / "serve.log").open("wb")
+        cmd = [PY, "-m", "router_svc.cli", "serve", "--port", str(self.port)]
+        cmd += ["--log-format", "json", "--config", str(cfg), *extra]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=wd, env=env)
+        wait_for_route(self.target, self.proc)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def h2load(
+    srv: Server, method: str, body: Path, seconds: int, conns: int, streams: int, items: int
+) -> dict[str, Any]:
+    log = body.with_suffix(f".{srv.name}.{method}.{conns}x{streams}.log")
+    log.unlink(missing_ok=True)
+    cmd = ["h2load", "-c", str(conns), "-m", str(streams), "-t", "1"]
+    cmd += ["-D", str(seconds), "--warm-up-time", "1s", "--log-file", str(log)]
+    cmd += ["-H", "content-type: application/grpc", "-H", "te: trailers", "-d", str(body)]
+    cmd += [f"http://{srv.target}/llm_router.v1.Router/{method}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1.0)  # h2load's warm-up
+    c0 = cpu_seconds(srv.proc.pid)
+    out, _ = proc.communicate(timeout=seconds + 60)
+    cpu = cpu_seconds(srv.proc.pid) - c0
+    rows = [line.split("\t") for line in log.read_text().splitlines() if line.strip()]
+    lat = sorted(int(r[2]) / 1000.0 for r in rows if r[1] == "200")
+    if not lat:
+        raise RuntimeError(f"h2load got no answers:\n{out}")
+    done = len(lat) * items
+    return {
+        "calls": len(lat),
+        "decisions": done,
+        "per_s": round(done / seconds, 1),
+        "p50_ms": lat[len(lat) // 2],
+        "p99_ms": lat[int(len(lat) * 0.99)],
+        "server_cpu_s": round(cpu, 3),
+        "server_cpu_us_per_decision": round(cpu / done * 1e6, 1),
+        "decisions_per_server_cpu_s": round(done / cpu, 1) if cpu else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline", default=None, help="git revision to compare with (e.g. HEAD)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--conns", type=int, default=2)
+    ap.add_argument("--streams", type=int, default=8)
+    ap.add_argument("--items", type=int, default=100, help="requests per RouteStream call")
+    ap.add_argument("--runs", default="route,route1,stream")
+    ap.add_argument("--serve-arg", action="append", default=[], help="extra serve argument")
+    ap.add_argument("--json", default=None, help="write the results here")
+    args = ap.parse_args(argv)
+    runs = args.runs.split(",")
+    out: dict[str, Any] = {"args": vars(args), "loadavg_start": os.getloadavg(), "rounds": []}
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        frame = _frame(PROMPT_CHARS)
+        one = tmp / "one.bin"
+        one.write_bytes(frame)
+        many = tmp / "many.bin"
+        many.write_bytes(frame * args.items)
+        variants: list[tuple[str, Path | None]] = [("this", None)]
+        if args.baseline:
+            variants.insert(0, ("base", _export(args.baseline, tmp / "base")))
+        servers = [Server(n, p, tmp, args.serve_arg) for n, p in variants]
+        try:
+            for r in range(args.rounds):
+                row: dict[str, Any] = {}
+                order = servers if r % 2 == 0 else servers[::-1]
+                for srv in order:
+                    res: dict[str, Any] = {}
+                    if "route" in runs:
+                        res["route"] = h2load(
+                            srv, "Route", one, args.seconds, args.conns, args.streams, 1
+                        )
+                    if "route1" in runs:
+                        res["route1"] = h2load(srv, "Route", one, args.seconds, 1, 1, 1)
+                    if "stream" in runs:
+                        res["stream"] = h2load(
+                            srv, "RouteStream", many, args.seconds, args.conns, args.streams,
+                            args.items,
+                        )  # fmt: skip
+                    row[srv.name] = res
+                    print(f"round {r} {srv.name}: " + "  ".join(
+                        f"{k} {v['server_cpu_us_per_decision']} us/dec "
+                        f"{v['decisions_per_server_cpu_s']}/cpu-s p50 {v['p50_ms']:.3f} ms"
+                        for k, v in res.items()
+                    ), flush=True)  # fmt: skip
+                out["rounds"].append(row)
+        finally:
+            for srv in servers:
+                srv.close()
+    summary: dict[str, Any] = {}
+    for name, _ in variants:
+        for run in runs:
+            vals = [row[name][run] for row in out["rounds"]]
+            summary[f"{name}.{run}"] = {
+                "server_cpu_us_per_decision": statistics.median(
+                    v["server_cpu_us_per_decision"] for v in vals
+                ),
+                "decisions_per_server_cpu_s": statistics.median(
+                    v["decisions_per_server_cpu_s"] for v in vals
+                ),
+                "p50_ms": statistics.median(v["p50_ms"] for v in vals),
+                "per_s": statistics.median(v["per_s"] for v in vals),
+            }
+    out["median"] = summary
+    out["loadavg_end"] = os.getloadavg()
+    print(json.dumps(summary, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -30,7 +30,9 @@ class StorageSettings(_Frozen):
     flush_interval_s: float = Field(default=1.0, gt=0, le=60)
     max_queue: int = Field(default=10_000, ge=1)
     store_prompts: bool = False
-    budget_refresh_s: float = Field(default=5.0, gt=0)
+    # deprecated, no effect: spend is re-read from the shared counters after every flush
+    # (docs/monitoring.md); still accepted so that existing configs load
+    budget_refresh_s: float = Field(default=5.0, gt=0, deprecated=True)
 
     @field_validator("url")
     @classmethod

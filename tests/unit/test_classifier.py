@@ -69,8 +69,14 @@ def test_int8_tables_are_quantised_per_column_and_unknown_storage_is_refused() -
     )
     graph = onnx.load_from_string(build_classifier_graph(weights, "int8"))
     tables = {i.name: numpy_helper.to_array(i) for i in graph.graph.initializer}
-    assert tables["W_lin"].dtype == np.int8 and tables["W_hid"].dtype == np.float16
-    assert "BitwiseAnd" in {n.op_type for n in graph.graph.node}  # power-of-two mod
+    # one fused table: the linear columns, then the hidden table tiled over the hash range
+    fused = tables["W_fused"]
+    assert fused.dtype == np.int8 and fused.shape == (3, 4)
+    np.testing.assert_array_equal(fused[2, 2:], fused[0, 2:])  # row 2 holds hidden row 2 mod 2
+    assert [n.op_type for n in graph.graph.node].count("Gather") == 1
+    separate = onnx.load_from_string(build_classifier_graph(weights, "float16"))
+    ops = [n.op_type for n in separate.graph.node]
+    assert ops.count("Gather") == 2 and "BitwiseAnd" in ops  # power-of-two mod
     with pytest.raises(ValueError, match="unknown table storage 'int4'"):
         build_classifier_graph(weights, "int4")
 
@@ -231,8 +237,12 @@ def test_softmax_category_graph_matches_training_forward_pass(tmp_path: Path) ->
     np.testing.assert_allclose(got, 1 / (1 + np.exp(-w.predict_logits(idx, val))), rtol=1e-5)
 
 
-@pytest.mark.parametrize("exp_mod", [256, 512])
-def test_category_experts_graph_matches_training_forward_pass(tmp_path: Path, exp_mod: int) -> None:
+@pytest.mark.parametrize(
+    ("exp_mod", "storage"), [(256, "float32"), (512, "float32"), (512, "int8")]
+)
+def test_category_experts_graph_matches_training_forward_pass(
+    tmp_path: Path, exp_mod: int, storage: str
+) -> None:
     import scipy.sparse as sp
 
     from router_core._training import predict_quality
@@ -257,9 +267,12 @@ def test_category_experts_graph_matches_training_forward_pass(tmp_path: Path, ex
     idx = np.array([0, 255, 256, 2047], dtype=np.int64)
     val = np.array([1.0, 0.5, 0.25, 2.0], dtype=np.float32)
     path = tmp_path / "m.onnx"
-    path.write_bytes(build_classifier_graph(w, "float32"))
+    path.write_bytes(build_classifier_graph(w, storage))
     got = OnnxClassifier(path).run(idx, val)
     X = sp.csr_matrix((val, (np.zeros(4, int), idx)), shape=(1, 2048))
+    if storage == "int8":  # one fused, quantised table: close to the float forward pass
+        np.testing.assert_allclose(got, predict_quality(w, X)[0], atol=0.05)
+        return
     np.testing.assert_allclose(got, predict_quality(w, X)[0], rtol=1e-4)
     np.testing.assert_allclose(got, 1 / (1 + np.exp(-w.predict_logits(idx, val))), rtol=1e-4)
     # the experts move only the outputs they head, and the untouched one is the base model's

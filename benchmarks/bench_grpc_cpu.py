@@ -38,6 +38,27 @@ from _common import PY, bench_config, cpu_seconds, free_port, wait_for_route  # 
 
 PROMPT_CHARS = 1000
 
+# ``--fixed-decision``: serve with Router.decide answering the decision it made first, so that
+# the numbers are the front door's own (gRPC, glue, logging, metrics, decision log) without the
+# decision's CPU and its noise
+FIXED_DECISION = """
+import sys
+import router_core._router as R
+_load = R.load_router
+def load_router(*a, **k):
+    router = _load(*a, **k)
+    real, first = router.decide, []
+    def decide(request):
+        if not first:
+            first.append(real(request))
+        return first[0]
+    router.decide = decide
+    return router
+R.load_router = load_router
+from router_svc.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
 
 def _frame(chars: int) -> bytes:
     sys.path.insert(0, str(ROOT / "clients" / "bench"))
@@ -65,7 +86,9 @@ def _export(rev: str, dest: Path) -> Path:
 class Server:
     """One ``llm-router serve`` process on a free port."""
 
-    def __init__(self, name: str, pythonpath: Path | None, tmp: Path, extra: list[str]) -> None:
+    def __init__(
+        self, name: str, pythonpath: Path | None, tmp: Path, extra: list[str], fixed: bool
+    ) -> None:
         self.name = name
         self.port = free_port()
         wd = tmp / f"srv-{name}"
@@ -75,7 +98,8 @@ class Server:
         if pythonpath is not None:
             env["PYTHONPATH"] = f"{pythonpath}:{env.get('PYTHONPATH', '')}".rstrip(":")
         self.log = (wd / "serve.log").open("wb")
-        cmd = [PY, "-m", "router_svc.cli", "serve", "--port", str(self.port)]
+        launch = ["-c", FIXED_DECISION] if fixed else ["-m", "router_svc.cli"]
+        cmd = [PY, *launch, "serve", "--port", str(self.port)]
         cmd += ["--log-format", "json", "--config", str(cfg), *extra]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=wd, env=env)
         wait_for_route(self.target, self.proc)
@@ -134,6 +158,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--items", type=int, default=100, help="requests per RouteStream call")
     ap.add_argument("--runs", default="route,route1,stream")
     ap.add_argument("--serve-arg", action="append", default=[], help="extra serve argument")
+    ap.add_argument(
+        "--variant", action="append", default=[], metavar="NAME=ARGS",
+        help="another server of this tree with these extra serve arguments, e.g. "
+        "'nostore=--no-storage'",
+    )  # fmt: skip
+    ap.add_argument(
+        "--fixed-decision", action="store_true",
+        help="Router.decide answers a fixed decision (the front door's own CPU)",
+    )  # fmt: skip
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
     runs = args.runs.split(",")
@@ -145,10 +178,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         one.write_bytes(frame)
         many = tmp / "many.bin"
         many.write_bytes(frame * args.items)
-        variants: list[tuple[str, Path | None]] = [("this", None)]
+        variants: list[tuple[str, Path | None, list[str]]] = [("this", None, args.serve_arg)]
         if args.baseline:
-            variants.insert(0, ("base", _export(args.baseline, tmp / "base")))
-        servers = [Server(n, p, tmp, args.serve_arg) for n, p in variants]
+            variants.insert(0, ("base", _export(args.baseline, tmp / "base"), args.serve_arg))
+        for spec in args.variant:
+            name, _, extra = spec.partition("=")
+            variants.append((name, None, args.serve_arg + extra.split()))
+        servers = [Server(n, p, tmp, extra, args.fixed_decision) for n, p, extra in variants]
         try:
             for r in range(args.rounds):
                 row: dict[str, Any] = {}
@@ -177,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for srv in servers:
                 srv.close()
     summary: dict[str, Any] = {}
-    for name, _ in variants:
+    for name, _, _ in variants:
         for run in runs:
             vals = [row[name][run] for row in out["rounds"]]
             summary[f"{name}.{run}"] = {

@@ -58,7 +58,7 @@ DEFAULT_CANDIDATES: tuple[FitConfig, ...] = tuple(
 )
 SCORER_CONFIG = FitConfig(alpha=1e-4, category_weight=0.0, epochs=8)
 MIN_ROWS = 10
-DEFAULT_EXPERTS = False  # category-expert heads in the default recipe (see docs/training.md)
+DEFAULT_EXPERTS = True  # category-expert heads in the default recipe (see docs/training.md)
 
 # fewer prompts labelled for both models of the routing pair than this: no pair curve
 MIN_PAIR_ROWS = 20
@@ -298,8 +298,8 @@ def train_model(
 ) -> dict[str, Any]:
     """Train a router model on ``paths`` and write the directory ``out`` atomically.
 
-    ``experts`` adds category-expert heads (experimental, off by default: not yet shown
-    better by the 5-fold benchmark; see docs/training.md); ``expert_categories`` limits them
+    ``experts`` adds category-expert heads gated by the category posterior (on by default:
+    better in the 5-fold benchmark, see docs/training.md); ``expert_categories`` limits them
     to the categories named.
 
     Returns:

@@ -15,7 +15,7 @@ from grpc import aio
 
 from llm_router.v1 import router_pb2_grpc
 
-from ._channel import build_requests, call_metadata, open_channel
+from ._channel import build_requests, call_metadata, decision_failed, open_channel, raw_methods
 from ._options import BenchOptions
 from ._recorder import Gate, Recorder
 
@@ -47,16 +47,32 @@ def _status_name(exc: aio.AioRpcError) -> str:
     return code.name if isinstance(code, grpc.StatusCode) else str(code)
 
 
+class _RawStub:
+    """``Route`` and ``RouteStream`` on bytes (see ``_channel.raw_methods``)."""
+
+    __slots__ = ("Route", "RouteStream")
+
+    def __init__(self, route: Any, route_stream: Any) -> None:
+        self.Route = route
+        self.RouteStream = route_stream
+
+
 class _Load:
     """The callers of one worker; ``rec`` collects what they observe."""
 
-    def __init__(self, plan: WorkerPlan, stubs: list[Any], rec: Recorder, start: float) -> None:
+    def __init__(
+        self, plan: WorkerPlan, channels: list[aio.Channel], rec: Recorder, start: float
+    ) -> None:
         self.plan = plan
         self.opts = plan.opts
-        self.stubs = stubs
         self.rec = rec
         self.start = start
         self.requests: list[Any] = build_requests(plan.opts, plan.prompts)
+        if plan.opts.rpc == "complete":
+            self.stubs: list[Any] = [router_pb2_grpc.RouterStub(ch) for ch in channels]  # type: ignore[no-untyped-call]
+        else:  # Route / RouteStream: the requests serialised once, the answers left as bytes
+            self.requests = [r.SerializeToString() for r in self.requests]
+            self.stubs = [_RawStub(*raw_methods(ch)) for ch in channels]
         self.meta = call_metadata(plan.opts)
         # different workers start at different prompts so they do not send in lockstep
         self.next_k = plan.index * 7919
@@ -134,7 +150,11 @@ class _Load:
 
     # -- RouteStream ------------------------------------------------------------------------
     async def stream(self, s: int, depth: int, rate: float) -> None:
-        """One RouteStream call: ``depth`` requests in flight (closed) or ``rate``/s (open)."""
+        """One RouteStream call: ``depth`` requests in flight (closed) or ``rate``/s (open).
+
+        A writer task sends, this task reads (so neither direction waits for the other, whatever
+        the flow-control windows); answers are raw bytes, checked by ``decision_failed``.
+        """
         stub = self.stubs[s % len(self.stubs)]
         call = stub.RouteStream(metadata=self.meta)
         pending: deque[float] = deque()
@@ -144,35 +164,40 @@ class _Load:
         async def writer() -> None:
             interval = 1.0 / rate if rate else 0.0
             base = self.start + interval * s / max(1, self.plan.streams)
+            write, request, allow, push, now = (
+                call.write, self.request, rec.gate.allow, pending.append, time.monotonic
+            )
             n = 0
             while True:
                 if window is not None:
                     await window.acquire()
-                    intended = time.monotonic()
+                    intended = now()
                 else:
                     intended = base + n * interval
-                    delay = intended - time.monotonic()
+                    delay = intended - now()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                if not rec.gate.allow(intended):
+                if not allow(intended):
                     break
-                pending.append(intended)
-                await call.write(self.request())
+                push(intended)
+                await write(request())
                 n += 1
             await call.done_writing()
 
         async def reader() -> None:
+            read, popleft, ok, now = call.read, pending.popleft, rec.ok, time.monotonic
+            release = window.release if window is not None else None
             while True:
-                resp = await call.read()
+                resp = await read()
                 if resp is aio.EOF:
                     return
-                intended = pending.popleft()
-                if resp.HasField("status") and resp.status.code != 0:
-                    rec.error(intended, _CODE_NAMES.get(resp.status.code, str(resp.status.code)))
+                code = decision_failed(resp)
+                if code:
+                    rec.error(popleft(), _CODE_NAMES.get(code, str(code)))
                 else:
-                    rec.ok(intended, time.monotonic())
-                if window is not None:
-                    window.release()
+                    ok(popleft(), now())
+                if release is not None:
+                    release()
 
         write_task = asyncio.ensure_future(writer())
         try:
@@ -238,12 +263,11 @@ async def _run(
             plan.quota,
         )
         rec = Recorder(gate, progress, 2 * plan.index)
-        stubs = [router_pb2_grpc.RouterStub(ch) for ch in channels]  # type: ignore[no-untyped-call]
         delay = start - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
         cpu0 = time.process_time()  # this process, all threads (grpc's included)
-        await _Load(plan, stubs, rec, start).run()
+        await _Load(plan, channels, rec, start).run()
         out = rec.result(plan.index)
         out["cpu_s"] = time.process_time() - cpu0
         out["calls"] = progress[2 * plan.index] + progress[2 * plan.index + 1]

@@ -32,7 +32,13 @@ import numpy as np
 
 from router_core.errors import ModelError
 
-__all__ = ["LinearHiddenWeights", "OnnxClassifier", "build_classifier_graph", "quantize_columns"]
+__all__ = [
+    "LinearHiddenWeights",
+    "OnnxClassifier",
+    "build_classifier_graph",
+    "quantize_columns",
+    "read_weights",
+]
 
 OPSET = 18  # BitwiseAnd (the hidden table's power-of-two index mask)
 IR_VERSION = 8
@@ -340,6 +346,60 @@ def build_classifier_graph(
     )
     onnx.checker.check_model(model)
     return bytes(model.SerializeToString())
+
+
+def read_weights(model: bytes) -> LinearHiddenWeights:
+    """The weights of a graph ``build_classifier_graph`` wrote with separate tables (float32 or
+    float16 storage), for re-export with another storage (``llm-router convert-model``).
+
+    Raises:
+        ValueError: not such a graph (fused int8 tables cannot be read back exactly).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        graph = onnx.load_from_string(model).graph
+    except Exception as exc:  # protobuf's DecodeError and onnx's own errors
+        raise ValueError(f"model.onnx is not an ONNX model ({type(exc).__name__})") from exc
+    t = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    if "W_fused" in t or "W_lin" not in t or t["W_lin"].dtype == np.int8:
+        raise ValueError("only float32/float16 classifier graphs can be converted")
+    ops = {n.op_type for n in graph.node}
+
+    def f32(name: str) -> np.ndarray | None:
+        return None if name not in t else np.asarray(t[name], dtype=np.float32)
+
+    producers = {n.output[0]: n for n in graph.node}
+
+    def mod(table: str) -> int:
+        """The ``K`` of ``indices mod K`` that indexes ``table`` (0: the full index)."""
+        gather = next(
+            (n for n in graph.node if n.op_type == "Gather" and n.input[0] == table), None
+        )
+        node = None if gather is None else producers.get(gather.input[1])
+        if node is None:
+            return 0
+        k = int(t[node.input[1]])
+        return k + 1 if node.op_type == "BitwiseAnd" else k
+
+    activation = "softmax" if "Softmax" in ops else "ovr" if "Div" in ops else "relu"
+    return LinearHiddenWeights(
+        w_lin=np.asarray(t["W_lin"], dtype=np.float32),
+        b_lin=np.asarray(t["b_lin"], dtype=np.float32),
+        w_hid=f32("W_hid"),
+        b_hid=f32("b_hid"),
+        w_out=f32("W_out"),
+        activation=activation,
+        hidden_mod=mod("W_hid"),
+        w_exp=f32("W_exp"),
+        b_exp=f32("b_exp"),
+        exp_cat=t.get("exp_cat"),
+        exp_model=t.get("exp_model"),
+        exp_gate=f32("exp_gate"),
+        exp_thr=f32("exp_thr"),
+        exp_mod=mod("W_exp"),
+    )
 
 
 class OnnxClassifier:

@@ -24,6 +24,7 @@ from router_core.errors import ModelError
 __all__ = [
     "CARD_FORMAT",
     "QualityModel",
+    "convert_model_dir",
     "default_model_dir",
     "routing_score",
     "write_model_dir",
@@ -208,3 +209,37 @@ def write_model_dir(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def convert_model_dir(source: str | Path, target: str | Path, storage: str) -> dict[str, Any]:
+    """Re-export a model directory's classifier with another table storage (no retraining).
+
+    The card is kept, with ``architecture.storage`` updated and ``converted_from`` naming the
+    source's storage; the response scorer is copied unchanged. Written atomically.
+
+    Returns:
+        The new model card.
+
+    Raises:
+        ModelError: the source is not a loadable model directory or its graph cannot be read
+            back (fused int8 tables are lossy: convert from the float32 original).
+    """
+    from router_core._classifier import build_classifier_graph, read_weights
+
+    src = Path(source)
+    card = _read_card(src)
+    try:
+        weights = read_weights((src / MODEL_FILE).read_bytes())
+        model = build_classifier_graph(weights, storage, doc="llm-router quality model")
+    except OSError as exc:
+        raise ModelError(f"{src}: cannot read {MODEL_FILE} ({exc.strerror})") from exc
+    except ValueError as exc:
+        raise ModelError(f"{src}: {exc}") from exc
+    arch = dict(card.get("architecture") or {})
+    card = {k: v for k, v in card.items() if k != "format"}
+    card["converted_from"] = {"storage": arch.get("storage", "float32")}
+    arch["storage"] = storage
+    card["architecture"] = arch
+    scorer = src / SCORER_FILE
+    write_model_dir(target, model, card, scorer.read_bytes() if scorer.is_file() else None)
+    return card

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "check-config": "_check_config",
     "report": "_report",
     "export-training-data": "_export",
+    "convert-model": "_convert_model",
 }
 
 

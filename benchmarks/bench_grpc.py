@@ -224,15 +224,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             two["route_stream"] = client_run(
                 target, procs, sec, rpc="route-stream", concurrency=256, connections=4, streams=4
             )
-            # one client process (one core at most) driving RouteStream as hard as it can
+            # one client process (one core at most) driving RouteStream as hard as it can; 16
+            # streams over 2 connections: gRPC combines writes of streams sharing a connection
+            # (about 10% less client CPU per call than 8 streams on 8 connections)
             two["route_stream_one_client_core"] = client_run(
                 target,
                 procs,
                 sec,
                 rpc="route-stream",
                 concurrency=512,
-                connections=8,
-                streams=8,
+                connections=2,
+                streams=16,
                 workers=1,
             )
             result["two_processes"] = two

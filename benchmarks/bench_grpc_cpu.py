@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -73,13 +74,29 @@ def _frame(chars: int) -> bytes:
     return b"\x00" + len(payload).to_bytes(4, "big") + payload
 
 
-def _export(rev: str, dest: Path) -> Path:
-    """``router_svc`` of commit ``rev`` under ``dest`` (for PYTHONPATH)."""
+def _export(rev: str, dest: Path, files: list[str]) -> Path:
+    """``router_svc`` of commit ``rev`` under ``dest`` (for PYTHONPATH).
+
+    With ``files``: the work tree's ``router_svc`` with only those files as they were at
+    ``rev`` (absent then: removed), so that teammates' changes to other modules are in both.
+    """
     dest.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "router_svc"], capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    if not files:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev, "router_svc"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+        return dest
+    shutil.copytree(ROOT / "router_svc", dest / "router_svc", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in files:
+        path = f"router_svc/{name}"
+        old = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{rev}:{path}"], capture_output=True
+        )
+        if old.returncode == 0:
+            (dest / path).write_bytes(old.stdout)
+        else:
+            (dest / path).unlink(missing_ok=True)
     return dest
 
 
@@ -151,6 +168,11 @@ def h2load(
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", default=None, help="git revision to compare with (e.g. HEAD)")
+    ap.add_argument(
+        "--baseline-files", default="",
+        help="comma-separated router_svc files: the baseline is the work tree with only these "
+        "files taken from --baseline (e.g. _servicer.py,_convert.py,_server.py,_wire.py)",
+    )  # fmt: skip
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--conns", type=int, default=2)
@@ -180,7 +202,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         many.write_bytes(frame * args.items)
         variants: list[tuple[str, Path | None, list[str]]] = [("this", None, args.serve_arg)]
         if args.baseline:
-            variants.insert(0, ("base", _export(args.baseline, tmp / "base"), args.serve_arg))
+            files = [f for f in args.baseline_files.split(",") if f]
+            base = _export(args.baseline, tmp / "base", files)
+            variants.insert(0, ("base", base, args.serve_arg))
         for spec in args.variant:
             name, _, extra = spec.partition("=")
             variants.append((name, None, args.serve_arg + extra.split()))

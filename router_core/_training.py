@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from router_core._classifier import LinearHiddenWeights
-from router_core._feature_spec import FeatureSpec
+from router_core._feature_spec import N_SIGNALS, FeatureSpec
 from router_core.errors import DataError
 
 __all__ = [
@@ -422,6 +422,9 @@ EXPERT_C = 1.0  # inverse L2 strength of the expert logistic regressions (sklear
 EXPERT_ITER = 30  # lbfgs iterations (not run to convergence: 30 ranked as well as 100 in CV)
 EXPERT_GATES = (0.0, 0.25, 0.5, 0.75, 1.0)
 EXPERT_THRESHOLDS = (0.0, 0.5)  # posterior thresholds tried per head (0: soft gating only)
+# The dense lexical signals (indices < N_SIGNALS) are multiplied by this while fitting a head
+# (less L2 shrinkage for them relative to the n-grams); the scale is folded into the weights.
+EXPERT_DENSE_SCALE = 3.0  # GSM8K 5-fold APGR 0.622 at 1, 0.633 at 2, 0.647 at 3, 0.636 at 4
 
 
 @dataclass
@@ -467,14 +470,23 @@ def fit_experts(
     slots: Sequence[tuple[int, int]],
     bits: int = EXPERT_BITS,
     C: float = EXPERT_C,
+    dense_scale: float | None = None,
 ) -> Experts:
-    """Fit one L2 logistic regression (lbfgs) per slot on its category's labelled rows."""
+    """Fit one L2 logistic regression (lbfgs) per slot on its category's labelled rows.
+
+    ``dense_scale`` (None: :data:`EXPERT_DENSE_SCALE`) scales the first ``N_SIGNALS`` folded
+    columns for the fit; the returned weights apply to unscaled features.
+    """
     from sklearn.exceptions import ConvergenceWarning  # type: ignore[import-untyped]
     from sklearn.linear_model import LogisticRegression
 
     coef = np.zeros((1 << bits, len(slots)), dtype=np.float32)
     intercept = np.zeros(len(slots), dtype=np.float32)
     Xf = fold_columns(X, bits).tocsr()
+    scale = np.ones(1 << bits, dtype=np.float32)
+    scale[:N_SIGNALS] = EXPERT_DENSE_SCALE if dense_scale is None else dense_scale
+    if (scale != 1).any():
+        Xf = (Xf @ sp.diags(scale)).tocsr()
     for e, (c, m) in enumerate(slots):
         rows = np.flatnonzero((labels == classes[c]) & ~np.isnan(Y[:, m]))
         y = (Y[rows, m] >= 0.5).astype(np.int8)
@@ -486,7 +498,7 @@ def fit_experts(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf = LogisticRegression(C=C, max_iter=EXPERT_ITER).fit(Xf[rows], y)
-        coef[:, e] = clf.coef_.ravel()
+        coef[:, e] = clf.coef_.ravel() * scale
         intercept[e] = clf.intercept_[0]
     return Experts(
         np.array([c for c, _ in slots], np.int64),

@@ -149,3 +149,33 @@ def test_cli_expert_categories_limit_the_heads(tmp_path: Path, monkeypatch: pyte
     assert main([*args, "--experts", "--expert-categories", "math"]) == 0
     experts = QualityModel.load(out).card["architecture"]["experts"]
     assert {e["category"] for e in experts} == {"math"}
+
+
+def test_dense_scale_is_folded_into_the_head_weights() -> None:
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning  # type: ignore[import-untyped]
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+
+    from router_core._training import EXPERT_ITER, fit_experts
+
+    rng = np.random.default_rng(4)
+    n = 300
+    signal = rng.random(n).astype(np.float32)  # a dense signal column (index 3)
+    hashed = sp.random(n, 1 << 12, density=0.02, random_state=5, format="csr", dtype=np.float32)
+    X = (hashed + sp.csr_matrix((signal, (np.arange(n), np.full(n, 3))), shape=hashed.shape)).tocsr()
+    y = (signal + 0.3 * rng.random(n) > 0.6).astype(np.float32)
+    labels = np.array(["a"] * n)
+    ex = fit_experts(X, y[:, None], labels, np.array(["a"]), [(0, 0)], bits=10, dense_scale=4.0)
+    from router_core._training import fold_columns
+
+    scale = np.ones(1 << 10, np.float32)
+    scale[:64] = 4.0
+    Xs = (fold_columns(X, 10) @ sp.diags(scale)).tocsr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LogisticRegression(C=1.0, max_iter=EXPERT_ITER).fit(Xs, y)
+    want = clf.decision_function(Xs)
+    np.testing.assert_allclose(ex.raw(X)[:, 0], want, rtol=1e-3, atol=1e-3)
+    plain = fit_experts(X, y[:, None], labels, np.array(["a"]), [(0, 0)], bits=10, dense_scale=1.0)
+    assert not np.allclose(plain.raw(X)[:, 0], want, atol=1e-3)

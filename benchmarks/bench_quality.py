@@ -144,7 +144,16 @@ def main() -> None:
         help="limit expert heads to these categories (default: every category large enough)",
     )
     ap.add_argument("--experts", action="store_true", help=argparse.SUPPRESS)  # old flag: default
+    ap.add_argument(
+        "--expert-constant",
+        action="store_true",
+        help="let the inner CV choose a constant (category-rate) head per slot (experiment)",
+    )
     args = ap.parse_args()
+    if args.expert_constant:
+        import router_core._training as training
+
+        training.EXPERT_CONSTANT_OPTION = True
     t0 = time.perf_counter()
     ds = load_dataset([args.data])
     X = featurize(ds.prompts, FeatureSpec(), _row_meta(ds))

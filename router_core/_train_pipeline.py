@@ -151,6 +151,10 @@ def fit_recipe(
             if (gsel.gate > 0).any():
                 fitted = fit_experts(X, Y, labels, category.classes, slots)
                 fitted.gate, fitted.thr = gsel.gate, gsel.thr
+                if gsel.constant is not None:  # constant heads: the category's rate only
+                    const = np.flatnonzero(~np.isnan(gsel.constant))
+                    fitted.coef[:, const] = 0.0
+                    fitted.intercept[const] = gsel.constant[const]
                 weights = attach_experts(weights, fitted, category)
                 oof = gsel.oof
             if progress:

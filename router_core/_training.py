@@ -424,6 +424,9 @@ EXPERT_GATES = (0.0, 0.25, 0.5, 0.75, 1.0)
 EXPERT_THRESHOLDS = (0.0, 0.5)  # posterior thresholds tried per head (0: soft gating only)
 # The dense lexical signals (indices < N_SIGNALS) are multiplied by this while fitting a head
 # (less L2 shrinkage for them relative to the n-grams); the scale is folded into the weights.
+# Also offer each slot a constant head (the smoothed rate of its category's rows) and let the
+# inner CV choose between it and the logistic regression (off: not yet shown better).
+EXPERT_CONSTANT_OPTION = False
 EXPERT_DENSE_SCALE = 3.0  # GSM8K 5-fold APGR 0.622 at 1, 0.633 at 2, 0.647 at 3, 0.636 at 4
 
 
@@ -524,6 +527,12 @@ class GateSelection:
     thr: np.ndarray  # [E] chosen posterior threshold per slot
     oof: np.ndarray  # [n, M] out-of-fold predictions of the base model plus the chosen heads
     report: list[dict[str, object]]
+    constant: np.ndarray | None = None  # [E] logit of a chosen constant head (NaN: regression)
+
+
+def _rate_logit(y: np.ndarray) -> float:
+    """Logit of the smoothed success rate (k + 1) / (n + 2) of labels ``y``."""
+    return float(np.log((np.sum(y >= 0.5) + 1.0) / (np.sum(y < 0.5) + 1.0)))
 
 
 def select_gates(
@@ -536,6 +545,7 @@ def select_gates(
     pi: np.ndarray,
     folds: int,
     seed: int,
+    constant_option: bool | None = None,
 ) -> GateSelection:
     """Per-slot (threshold, gate) from :data:`EXPERT_THRESHOLDS` x :data:`EXPERT_GATES`.
 
@@ -544,10 +554,17 @@ def select_gates(
     base model's out-of-fold predictions of the same folds and ``pi`` cross-fitted
     posteriors. The returned ``oof`` adds the chosen heads to ``base_oof`` as the graph does.
     """
+    constant_option = EXPERT_CONSTANT_OPTION if constant_option is None else constant_option
     ex = np.zeros((X.shape[0], len(slots)), dtype=np.float64)
+    const = np.zeros((X.shape[0], len(slots)), dtype=np.float64)
     for te in kfold(X.shape[0], folds, seed):
         tr = np.setdiff1d(np.arange(X.shape[0]), te)
         ex[te] = fit_experts(X[tr], Y[tr], labels[tr], classes, slots).raw(X[te])
+        for e, (c, m) in enumerate(slots):
+            sel = tr[(labels[tr] == classes[c]) & ~np.isnan(Y[tr, m])]
+            const[te, e] = _rate_logit(Y[sel, m])
+    kinds = ("regression", "constant") if constant_option else ("regression",)
+    constant = np.full(len(slots), np.nan, dtype=np.float32)
     base = _logit(base_oof.astype(np.float64)).astype(np.float64)
     gates = np.zeros(len(slots), dtype=np.float32)
     thrs = np.zeros(len(slots), dtype=np.float32)
@@ -556,29 +573,39 @@ def select_gates(
     for e, (c, m) in enumerate(slots):
         rows = ~np.isnan(Y[:, m])
         y = Y[rows, m][:, None]
-        losses: dict[tuple[float, float], float] = {}
-        for t in EXPERT_THRESHOLDS:
-            post = gated_posterior(pi[rows, c].astype(np.float64), t)
-            for g in EXPERT_GATES:
-                if g == 0 and t > 0:
-                    continue  # the same as gate 0 without threshold
-                z = base[rows, m] + g * post * (ex[rows, e] - base[rows, m])
-                losses[(t, g)] = _masked_logloss(1.0 / (1.0 + np.exp(-z[:, None])), y)
-        t_best, g_best = min(losses, key=lambda k: (losses[k], k[1], -k[0]))
+        losses: dict[tuple[int, float, float], float] = {}
+        for k, kind in enumerate(kinds):
+            head = const[:, e] if kind == "constant" else ex[:, e]
+            for t in EXPERT_THRESHOLDS:
+                post = gated_posterior(pi[rows, c].astype(np.float64), t)
+                for g in EXPERT_GATES:
+                    if g == 0 and (t > 0 or k > 0):
+                        continue  # the same as gate 0 of the regression without threshold
+                    z = base[rows, m] + g * post * (head[rows] - base[rows, m])
+                    losses[(k, t, g)] = _masked_logloss(1.0 / (1.0 + np.exp(-z[:, None])), y)
+        k_best, t_best, g_best = min(losses, key=lambda q: (losses[q], q[2], -q[1], q[0]))
         gates[e], thrs[e] = g_best, t_best
+        head = ex[:, e]
+        if kinds[k_best] == "constant":
+            sel = (labels == classes[c]) & ~np.isnan(Y[:, m])
+            constant[e] = _rate_logit(Y[sel, m])
+            head = const[:, e]
         post_all = gated_posterior(pi[:, c].astype(np.float64), t_best)
-        delta[:, m] += g_best * post_all * (ex[:, e] - base[:, m])
+        delta[:, m] += g_best * post_all * (head - base[:, m])
         report.append(
             {
                 "category": str(classes[c]),
                 "model": int(m),
+                "head": kinds[k_best],
                 "gate": float(g_best),
                 "threshold": float(t_best),
-                "cv_logloss": {f"t{t}_g{g}": round(v, 5) for (t, g), v in losses.items()},
+                "cv_logloss": {
+                    f"{kinds[k][0]}_t{t}_g{g}": round(v, 5) for (k, t, g), v in losses.items()
+                },
             }
         )
     oof = (1.0 / (1.0 + np.exp(-(base + delta)))).astype(np.float32)
-    return GateSelection(gates, thrs, oof, report)
+    return GateSelection(gates, thrs, oof, report, constant)
 
 
 def attach_experts(

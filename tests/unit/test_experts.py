@@ -179,3 +179,25 @@ def test_dense_scale_is_folded_into_the_head_weights() -> None:
     np.testing.assert_allclose(ex.raw(X)[:, 0], want, rtol=1e-3, atol=1e-3)
     plain = fit_experts(X, y[:, None], labels, np.array(["a"]), [(0, 0)], bits=10, dense_scale=1.0)
     assert not np.allclose(plain.raw(X)[:, 0], want, atol=1e-3)
+
+
+def test_constant_head_is_chosen_when_the_category_rate_is_all_there_is() -> None:
+    rng = np.random.default_rng(8)
+    n = 600
+    labels = np.where(np.arange(n) % 2 == 0, "quiz", "chat")
+    X = sp.csr_matrix(rng.random((n, 32)).astype(np.float32))  # features carry no signal
+    y = np.where(labels == "quiz", rng.random(n) < 0.9, rng.random(n) < 0.3).astype(np.float32)
+    pi = np.stack([(labels == "chat") * 0.98 + 0.01, (labels == "quiz") * 0.98 + 0.01], 1)
+    base = np.full((n, 1), y.mean(), np.float32)
+    classes = np.array(["chat", "quiz"])
+    res = select_gates(
+        X, y[:, None], labels, classes, [(1, 0)], base, pi, 3, 0, constant_option=True
+    )
+    assert res.report[0]["head"] == "constant" and res.gate[0] > 0
+    assert res.constant is not None
+    quiz_rate = (y[labels == "quiz"].sum() + 1) / ((labels == "quiz").sum() + 2)
+    assert res.constant[0] == pytest.approx(np.log(quiz_rate / (1 - quiz_rate)), rel=1e-4)
+    off = select_gates(X, y[:, None], labels, classes, [(1, 0)], base, pi, 3, 0)
+    assert off.report[0]["head"] == "regression"
+    # the constant head pulls quiz prompts towards the quiz rate out of fold
+    assert res.oof[labels == "quiz", 0].mean() > base[0, 0] + 0.2

@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from _common import PY, bench_config, cpu_seconds, free_port, wait_for_route  # noqa: E402
+from _common import PY, bench_config, cpu_seconds, free_port, wait_for_route
 
 PROMPT_CHARS = 1000
 
@@ -87,11 +87,13 @@ def _export(rev: str, dest: Path, files: list[str]) -> Path:
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
         return dest
-    shutil.copytree(ROOT / "router_svc", dest / "router_svc", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "router_svc", dest / "router_svc", ignore=shutil.ignore_patterns("__pycache__")
+    )
     for name in files:
         path = f"router_svc/{name}"
         old = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{rev}:{path}"], capture_output=True
+            ["git", "-C", str(ROOT), "show", f"{rev}:{path}"], capture_output=True, check=False
         )
         if old.returncode == 0:
             (dest / path).write_bytes(old.stdout)
@@ -118,7 +120,9 @@ class Server:
         launch = ["-c", FIXED_DECISION] if fixed else ["-m", "router_svc.cli"]
         cmd = [PY, *launch, "serve", "--port", str(self.port)]
         cmd += ["--log-format", "json", "--config", str(cfg), *extra]
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=wd, env=env)
+        self.proc = subprocess.Popen(
+            cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=wd, env=env
+        )
         wait_for_route(self.target, self.proc)
 
     @property

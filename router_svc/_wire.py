@@ -127,9 +127,7 @@ def _rows(catalog: Mapping[str, ModelSpec]) -> tuple[tuple[str, bytes, bytes, by
     return cached.rows
 
 
-def decision_bytes(
-    decision: Decision, request_id: str, catalog: Mapping[str, ModelSpec]
-) -> bytes:
+def decision_bytes(decision: Decision, request_id: str, catalog: Mapping[str, ModelSpec]) -> bytes:
     """The serialized ``RouteDecision`` that ``decision_to_proto`` would build."""
     score = decision.scores.get
     cost_of = decision.costs.get
@@ -183,7 +181,7 @@ class WireDecision:
 
     def to_proto(self) -> pb.RouteDecision:
         """The message (for tests and debugging; not on the hot path)."""
-        return pb.RouteDecision.FromString(self.data)
+        return pb.RouteDecision.FromString(self.data)  # type: ignore[no-any-return]
 
 
 def serialize(message: Any) -> bytes:

@@ -63,7 +63,11 @@ def test_a_typical_decision_round_trips() -> None:
     assert [c.model for c in out.candidates] == ["a", "bb", "x" * 130]
     assert out.candidates[0].predicted_quality == 0.9
     assert not out.candidates[2].HasField("predicted_quality")
-    assert (out.request_id, out.strategy, out.decision_time_us) == ("r9", pb.STRATEGY_CLASSIFIER, 24)
+    assert (out.request_id, out.strategy, out.decision_time_us) == (
+        "r9",
+        pb.STRATEGY_CLASSIFIER,
+        24,
+    )
 
 
 def test_serialize_sends_wire_decisions_and_serialises_messages() -> None:

@@ -69,14 +69,18 @@ ROUTE = "/llm_router.v1.Router/Route"
 ROUTE_STREAM = "/llm_router.v1.Router/RouteStream"
 
 
-def raw_methods(channel: aio.Channel) -> tuple[aio.UnaryUnaryMultiCallable, aio.StreamStreamMultiCallable]:
+def raw_methods(
+    channel: aio.Channel,
+) -> tuple[aio.UnaryUnaryMultiCallable, aio.StreamStreamMultiCallable]:
     """Route and RouteStream sending request bytes as they are and receiving decision bytes.
 
     The load sends the same few requests over and over: serialising them once (``bytes`` from
     ``SerializeToString``) and not parsing the answers keeps protobuf off the client's hot path.
     """
     route = channel.unary_unary(ROUTE, request_serializer=None, response_deserializer=None)
-    stream = channel.stream_stream(ROUTE_STREAM, request_serializer=None, response_deserializer=None)
+    stream = channel.stream_stream(
+        ROUTE_STREAM, request_serializer=None, response_deserializer=None
+    )
     return route, stream
 
 

@@ -165,7 +165,11 @@ class _Load:
             interval = 1.0 / rate if rate else 0.0
             base = self.start + interval * s / max(1, self.plan.streams)
             write, request, allow, push, now = (
-                call.write, self.request, rec.gate.allow, pending.append, time.monotonic
+                call.write,
+                self.request,
+                rec.gate.allow,
+                pending.append,
+                time.monotonic,
             )
             n = 0
             while True:

@@ -100,6 +100,22 @@ class RouterMethodInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def _wrap(self, handler: Any, name: str) -> Any:
         raise NotImplementedError
 
+    def wrap_handler(self, handler: Any, name: str, *, outermost: bool) -> Any:
+        """``handler`` of Router method ``name`` as this interceptor makes it, for registering
+        it pre-wrapped instead of intercepting every call (see ``RouterServer``).
+
+        ``_active()`` is still asked per call. Unless ``outermost`` the result must run inside
+        another wrapper: when ``_active`` can change, its behaviour is a plain function that
+        picks the wrapped or the original behaviour and returns that call's awaitable or async
+        iterator (grpc itself would run a plain function in a thread).
+        """
+        wrapped = self._wrap(handler, name)
+        if type(self)._active is RouterMethodInterceptor._active:
+            return wrapped
+        if outermost:
+            raise ValueError("an interceptor that may be inactive cannot be the outermost")
+        return _per_call(handler, wrapped, self._active)
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -114,6 +130,31 @@ class RouterMethodInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             wrapped = self._wrap(handler, method[len(ROUTER_PREFIX) :])
             self._wrapped[handler] = wrapped
         return wrapped
+
+
+_KINDS = {
+    "unary_unary": grpc.unary_unary_rpc_method_handler,
+    "unary_stream": grpc.unary_stream_rpc_method_handler,
+    "stream_unary": grpc.stream_unary_rpc_method_handler,
+    "stream_stream": grpc.stream_stream_rpc_method_handler,
+}
+
+
+def _per_call(plain: Any, wrapped: Any, active: Callable[[], bool]) -> Any:
+    """A handler calling ``wrapped``'s behaviour while ``active()``, else ``plain``'s."""
+    for kind, factory in _KINDS.items():
+        on, off = getattr(wrapped, kind), getattr(plain, kind)
+        if on is not None:
+            break
+
+    def behavior(request: Any, context: Any) -> Any:
+        return on(request, context) if active() else off(request, context)
+
+    return factory(
+        behavior,
+        request_deserializer=plain.request_deserializer,
+        response_serializer=plain.response_serializer,
+    )
 
 
 class CanonicalLogInterceptor(RouterMethodInterceptor):

@@ -10,7 +10,6 @@ monitor and the provider metrics).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from router_core._costs import estimate_cost
@@ -149,7 +148,10 @@ class Operations:
         """On the flusher thread, once per record: A/B arm, counterfactual cost, cost metrics."""
         config = self._state.current.config
         arm = self._arm(rec)
-        rec = replace(rec, ab_arm=arm, reference_cost_usd=self._reference_cost(config, rec))
+        # the record is the recorder's alone now: completed in place (dataclasses.replace
+        # cost more than the write itself)
+        rec.ab_arm = arm
+        rec.reference_cost_usd = self._reference_cost(config, rec)
         if self.metrics is not None and rec.outcome != "failed" and arm != SHADOW:
             # completions: the servicer counts the actual cost; Route only: the estimate
             estimate = rec.cost_usd if rec.outcome == "routed" else 0.0

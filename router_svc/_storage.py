@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+import orjson
+
 from router_core.errors import InvalidRequest, StorageError
 
 __all__ = [
@@ -181,8 +183,13 @@ def decision_row(r: DecisionRecord) -> tuple[object, ...]:
         r.reason, r.outcome, float(r.cost_usd), float(r.reference_cost_usd), int(r.input_tokens),
         int(r.output_tokens), float(r.decision_us), float(r.latency_ms), float(r.ttft_ms),
         1 if r.escalated else 0, r.ab_arm, r.monitor_note, r.config_version,
-        json.dumps(r.scores, sort_keys=True), json.dumps(r.costs, sort_keys=True), r.prompt,
+        _json(r.scores), _json(r.costs), r.prompt,
     )  # fmt: skip
+
+
+def _json(mapping: dict[str, float]) -> str:
+    """Compact JSON with sorted keys (orjson: ~10x cheaper than ``json.dumps`` per row)."""
+    return orjson.dumps(mapping, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def feedback_args(fb: FeedbackRecord) -> tuple[object, ...]:
@@ -234,6 +241,7 @@ class SqlStoreWrites:
             prev = self._previous(
                 cur, [r.request_id for r in records if isinstance(r, DecisionRecord)]
             )
+            rows: list[tuple[object, ...]] = []  # decisions not yet sent (executemany)
             for rec in records:  # in order: a decision lands before its feedback
                 if isinstance(rec, DecisionRecord):
                     old = prev.get(rec.request_id)
@@ -242,11 +250,16 @@ class SqlStoreWrites:
                     key = spend_key(rec)
                     deltas[key] = deltas.get(key, 0.0) + float(rec.cost_usd)
                     prev[rec.request_id] = (key, float(rec.cost_usd))
-                    cur.execute(self.upsert_sql, decision_row(rec))
+                    rows.append(decision_row(rec))
                     written += 1
                 else:
+                    if rows:
+                        cur.executemany(self.upsert_sql, rows)
+                        rows = []
                     cur.execute(self.feedback_sql, feedback_args(rec))
                     written += cur.rowcount
+            if rows:
+                cur.executemany(self.upsert_sql, rows)
             ph = self.ph
             add = (
                 f"INSERT INTO spend (day, kind, account, usd) VALUES ({ph}, {ph}, {ph}, {ph}) "

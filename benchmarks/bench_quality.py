@@ -106,8 +106,10 @@ def measures(ds: RoutingDataset, P: np.ndarray, keep: np.ndarray) -> dict[str, o
 def table(recipes: dict[str, dict[str, Any]]) -> str:
     """Markdown table of the headline measures, one row per recipe."""
     lines = [
-        "| recipe | MMLU APGR | MMLU CPT(80%) | GSM8K APGR | GSM8K CPT(80%) | RB AIQ (hull) "
-        "| RB max quality (best single) | RB cost ratio at best single |",
+        (
+            "| recipe | MMLU APGR | MMLU CPT(80%) | GSM8K APGR | GSM8K CPT(80%) | RB AIQ (hull) "
+            "| RB max quality (best single) | RB cost ratio at best single |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in recipes.items():
@@ -179,9 +181,7 @@ def main() -> None:
         "chosen_configs": chosen,
     }
     recipes = {"with_experts": P, "without_experts": base} if experts else {"without_experts": P}
-    out["recipes"] = {
-        name: measures(ds, Q, keep) for name, Q in recipes.items() if Q is not None
-    }
+    out["recipes"] = {name: measures(ds, Q, keep) for name, Q in recipes.items() if Q is not None}
     # the top-level measures are those of the recipe run (with experts unless --no-experts)
     out.update(out["recipes"]["with_experts" if experts else "without_experts"])  # type: ignore[index]
     print(table(out["recipes"]), file=sys.stderr)  # type: ignore[arg-type]

@@ -34,7 +34,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-scorer", action="store_true", help="skip the response-quality scorer")
     p.add_argument(
-        "--float16", action="store_true", help="store weights as float16 (default: train_model's default storage)"
+        "--float16",
+        action="store_true",
+        help="store weights as float16 (default: train_model's default storage)",
     )
     p.add_argument(
         "--experts",

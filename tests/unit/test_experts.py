@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -97,7 +98,7 @@ def test_select_gates_oof_adds_the_chosen_heads() -> None:
         np.testing.assert_allclose(res.oof[~maths, 0], base[~maths, 0], rtol=1e-5)
 
 
-def _category_rows(n: int = 360) -> list[dict[str, object]]:
+def _category_rows(n: int = 360) -> list[dict[str, Any]]:
     rng = np.random.default_rng(2)
     rows = []
     for i in range(n):
@@ -138,7 +139,9 @@ def test_card_metrics_include_the_experts_and_cli_flag(
     assert with_e["metrics"]["apgr"] > without["metrics"]["apgr"]
 
 
-def test_cli_expert_categories_limit_the_heads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_expert_categories_limit_the_heads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import router_core._training as training
 
     monkeypatch.setattr(training, "EXPERT_MIN_ROWS", 100)
@@ -163,7 +166,9 @@ def test_dense_scale_is_folded_into_the_head_weights() -> None:
     n = 300
     signal = rng.random(n).astype(np.float32)  # a dense signal column (index 3)
     hashed = sp.random(n, 1 << 12, density=0.02, random_state=5, format="csr", dtype=np.float32)
-    X = (hashed + sp.csr_matrix((signal, (np.arange(n), np.full(n, 3))), shape=hashed.shape)).tocsr()
+    X = (
+        hashed + sp.csr_matrix((signal, (np.arange(n), np.full(n, 3))), shape=hashed.shape)
+    ).tocsr()
     y = (signal + 0.3 * rng.random(n) > 0.6).astype(np.float32)
     labels = np.array(["a"] * n)
     ex = fit_experts(X, y[:, None], labels, np.array(["a"]), [(0, 0)], bits=10, dense_scale=4.0)

@@ -59,7 +59,8 @@ def test_convert_model_cli_writes_an_int8_copy_that_predicts_alike(
     out = tmp_path / "int8"
     assert main(["convert-model", str(TINY), "--out", str(out), "--storage", "int8"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["architecture"]["storage"] == "int8"
+    assert printed["storage"] == "int8" and printed["converted_from"] == "float32"
+    assert printed["bytes"] == sum(f.stat().st_size for f in out.iterdir())
     card = json.loads((out / "model_card.json").read_text())
     assert card["converted_from"] == {"storage": "float32"}
     assert (out / "scorer.onnx").read_bytes() == (TINY / "scorer.onnx").read_bytes()

@@ -85,7 +85,7 @@ def _grpc(g: dict[str, Any]) -> list[str]:
         "route_low_load": "Route, 1 in flight",
         "route_high_load": "Route, 64 in flight over 32 connections, 2 client procs",
         "route_stream": "RouteStream, 4 streams x 64 in flight",
-        "route_stream_one_client_core": "RouteStream, one client process, 8 streams x 64",
+        "route_stream_one_client_core": "RouteStream, one client process, 2 connections x 16 streams",
     }
     for group, title in (
         ("one_process", "1 server process"),

@@ -295,7 +295,7 @@ def train_model(
     folds: int = 3,
     seed: int = 0,
     scorer: bool = True,
-    storage: str = "float32",
+    storage: str = "int8",
     progress: Progress | None = None,
     experts: bool = DEFAULT_EXPERTS,
     expert_categories: Sequence[str] | None = None,

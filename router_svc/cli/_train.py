@@ -34,9 +34,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-scorer", action="store_true", help="skip the response-quality scorer")
     p.add_argument(
-        "--float16",
-        action="store_true",
-        help="store weights as float16 (default: train_model's default storage)",
+        "--storage",
+        choices=("int8", "float16", "float32"),
+        default=None,
+        help="weight tables: int8 (one fused quantised table, fastest; the default), float16 "
+        "or float32 (separate tables; exact); see docs/training.md",
     )
     p.add_argument(
         "--experts",
@@ -92,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         folds=args.folds,
         seed=args.seed,
         scorer=not args.no_scorer,
-        **({"storage": "float16"} if args.float16 else {}),  # else train_model's default
+        **({"storage": args.storage} if args.storage else {}),  # else train_model's default
         progress=progress,
         experts=DEFAULT_EXPERTS if args.experts is None else args.experts,
         expert_categories=args.expert_categories,

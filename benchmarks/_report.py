@@ -151,6 +151,42 @@ def _complete(c: dict[str, Any]) -> list[str]:
     return out + [""]
 
 
+QUALITY_RESULT = "quality_experts_dense3"  # bench_quality.py's 5-fold run of the shipped recipe
+
+
+def _quality(q: dict[str, Any]) -> list[str]:
+    """Routing quality by 5-fold CV (bench_quality.py; too slow for the timed suite)."""
+    out = [
+        "## Routing quality: 5-fold cross-validation on shared/data",
+        "",
+        (
+            f"`{q.get('command', 'python benchmarks/bench_quality.py')}` ({q.get('protocol', '')}; "
+            f"{_f(q.get('cv_seconds'), 0)} s on this machine, so it runs on its own, not in the "
+            "15-minute suite). MMLU and GSM8K: gpt-4-1106-preview vs Mixtral-8x7B (RouteLLM's "
+            "APGR / CPT, contaminated prompts dropped); RouterBench slice: 11 models."
+        ),
+        "",
+        (
+            "| recipe | MMLU APGR (goal >= 0.70) | MMLU CPT(80%) (goal <= 55%) | GSM8K APGR "
+            "(goal >= 0.66) | RouterBench AIQ (single-model hull) | RouterBench max accuracy "
+            "(gpt-4 alone) |"
+        ),
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in (q.get("recipes") or {"shipped": q}).items():
+        mm, gs, rb = r.get("mmlu", {}), r.get("gsm8k", {}), r.get("routerbench", {})
+        hull = rb.get(
+            "aiq_single_model_hull", q.get("routerbench", {}).get("aiq_single_model_hull")
+        )
+        best = rb.get("best_single_quality", q.get("routerbench", {}).get("best_single_quality"))
+        out.append(
+            f"| {name.replace('_', ' ')} | {_f(mm.get('apgr'), 3)} | {_f(100 * mm['cpt80'], 1) if 'cpt80' in mm else '-'}% "
+            f"| {_f(gs.get('apgr'), 3)} | {_f(rb.get('aiq'), 3)} ({_f(hull, 3)}) "
+            f"| {_f(rb.get('max_quality'), 3)} ({_f(best, 3)}) |"
+        )
+    return out + [""]
+
+
 def _memory(m: dict[str, Any]) -> list[str]:
     r = m.get("rss_kib", {})
     return [
@@ -394,6 +430,7 @@ def render(results: Path, runs: dict[str, Any]) -> str:
     out += _goals(results)
     out += _notes(results)
     for name, fn in (
+        (QUALITY_RESULT, _quality),
         ("decision", _decision),
         ("grpc", _grpc),
         ("complete", _complete),

@@ -14,6 +14,7 @@ Needs the ``tracing`` extra (``pip install 'llm-router[tracing]'``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
@@ -198,8 +199,9 @@ def _finish(
 
     code = _code(context, error)
     span.set_attribute("rpc.grpc.status_code", code.value[0])
+    fields = rpc_fields()
     for key in SPAN_FIELDS:
-        value = rpc_fields().get(key)
+        value = fields.get(key)
         if value is not None and value != "":
             span.set_attribute(f"llm_router.{key}", value)
     if code is not grpc.StatusCode.OK:
@@ -219,13 +221,9 @@ def _code(
         return grpc.StatusCode.OK
     if isinstance(error, grpc.aio.AbortError):
         return grpc.StatusCode.UNKNOWN  # aborted without a code the context reports
-    return grpc.StatusCode.CANCELLED if _cancelled(error) else grpc.StatusCode.INTERNAL
-
-
-def _cancelled(error: BaseException) -> bool:
-    import asyncio
-
-    return isinstance(error, asyncio.CancelledError)
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.INTERNAL
 
 
 def record_attempt(

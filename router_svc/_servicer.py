@@ -153,57 +153,39 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         return decision
 
     def _record(self, parsed: ParsedRequest, decision: Decision, **outcome: Any) -> None:
+        """Log a decision with its outcome (``model``, ``cost_usd``, tokens ... as answered)."""
         if self._recorder is None:
             return
-        from router_svc._storage import DecisionRecord
-
-        request = parsed.request
-        self._recorder.record(
-            DecisionRecord(
-                request_id=request.request_id,
-                ts=time.time(),
-                tenant=request.tenant,
-                model=outcome.pop("model", decision.model),
-                provider=decision.provider,
-                strategy=decision.strategy,
-                category=decision.category,
-                reason=decision.reason,
-                cost_usd=outcome.pop("cost_usd", decision.costs.get(decision.model, 0.0)),
-                input_tokens=outcome.pop("input_tokens", decision.input_tokens),
-                decision_us=decision.decision_us,
-                monitor_note=decision.monitor_note,
-                config_version=decision.config_version,
-                scores=decision.scores,
-                costs=decision.costs,
-                prompt=request.text if self._store_prompts else None,
-                **outcome,
-            )
-        )
+        rec = self._decision_record(parsed.request, decision)
+        for key, value in outcome.items():
+            setattr(rec, key, value)  # DecisionRecord has slots: an unknown key raises
+        self._recorder.record(rec)
 
     def _record_routed(self, request: RouteRequest, decision: Decision) -> None:
         """``_record`` for a plain decision (Route, RouteStream), without the outcome dict."""
         recorder = self._recorder
-        if recorder is None:
-            return
-        recorder.record(
-            self._record_type(
-                request_id=request.request_id,
-                ts=time.time(),
-                tenant=request.tenant,
-                model=decision.model,
-                provider=decision.provider,
-                strategy=decision.strategy,
-                category=decision.category,
-                reason=decision.reason,
-                cost_usd=decision.costs.get(decision.model, 0.0),
-                input_tokens=decision.input_tokens,
-                decision_us=decision.decision_us,
-                monitor_note=decision.monitor_note,
-                config_version=decision.config_version,
-                scores=decision.scores,
-                costs=decision.costs,
-                prompt=request.text if self._store_prompts else None,
-            )
+        if recorder is not None:
+            recorder.record(self._decision_record(request, decision))
+
+    def _decision_record(self, request: RouteRequest, decision: Decision) -> Any:
+        """The decision log's record of a routed request (outcome fields at their defaults)."""
+        return self._record_type(
+            request_id=request.request_id,
+            ts=time.time(),
+            tenant=request.tenant,
+            model=decision.model,
+            provider=decision.provider,
+            strategy=decision.strategy,
+            category=decision.category,
+            reason=decision.reason,
+            cost_usd=decision.costs.get(decision.model, 0.0),
+            input_tokens=decision.input_tokens,
+            decision_us=decision.decision_us,
+            monitor_note=decision.monitor_note,
+            config_version=decision.config_version,
+            scores=decision.scores,
+            costs=decision.costs,
+            prompt=request.text if self._store_prompts else None,
         )
 
     async def Route(self, request: pb.RouteRequest, context: Context) -> WireDecision:

@@ -127,7 +127,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="/work/shared/data")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--json", default=None)
+    ap.add_argument(
+        "--json",
+        default=str(Path(__file__).resolve().parent / "results" / "quality.json"),
+        help="result file (default: benchmarks/results/quality.json, which BENCHMARKS.md renders)",
+    )
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument(
         "--fixed",

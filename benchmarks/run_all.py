@@ -8,7 +8,7 @@ benchmark can be re-run and the report re-rendered with ``--render-only``. Teamm
 benchmarks (bench_features, bench_policy, bench_grpc_route, bench_feedback, bench_http_clients)
 run too when present; their console output is quoted in the report. The 5-fold quality CV
 (``bench_quality.py``, 10-20 minutes here) runs on its own; the report renders its last result
-(``_report.QUALITY_RESULT``).
+(``results/quality.json``).
 """
 
 from __future__ import annotations

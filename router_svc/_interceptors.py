@@ -140,6 +140,25 @@ _KINDS = {
 }
 
 
+def rewrap(
+    handler: grpc.RpcMethodHandler,
+    unary: Callable[[Any], Any],
+    stream: Callable[[Any], Any],
+) -> grpc.RpcMethodHandler:
+    """``handler`` with its behaviour replaced by ``unary(behaviour)`` (one response) or
+    ``stream(behaviour)`` (streamed responses); same (de)serializers."""
+    for kind, factory in _KINDS.items():
+        behavior = getattr(handler, kind)
+        if behavior is not None:
+            wrap = stream if kind.endswith("_stream") else unary
+            return factory(
+                wrap(behavior),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+    raise ValueError("the method handler has no behaviour")
+
+
 def _per_call(plain: Any, wrapped: Any, active: Callable[[], bool]) -> Any:
     """A handler calling ``wrapped``'s behaviour while ``active()``, else ``plain``'s."""
     for kind, factory in _KINDS.items():

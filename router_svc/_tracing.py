@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 
 from router_core.errors import ConfigError, RouterError
-from router_svc._interceptors import ROUTER_PREFIX, RouterMethodInterceptor
+from router_svc._interceptors import ROUTER_PREFIX, RouterMethodInterceptor, rewrap
 from router_svc._logging import rpc_fields
 from router_svc._status import status_for
 
@@ -116,39 +116,27 @@ class TracingInterceptor(RouterMethodInterceptor):
     """Wraps each Router method in a SERVER span (installed only while tracing is on)."""
 
     def __init__(self, tracer: Any) -> None:
-        super().__init__()
-        self._tracer = tracer
-
-    def _wrap(self, handler: grpc.RpcMethodHandler, rpc: str) -> grpc.RpcMethodHandler:
-        codec = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, rpc), **codec
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                self._unary(handler.stream_unary, rpc), **codec
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, rpc), **codec
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            self._stream(handler.stream_stream, rpc), **codec
-        )
-
-    def _start(self, rpc: str, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         from opentelemetry.propagate import extract
         from opentelemetry.trace import SpanKind
 
+        super().__init__()
+        self._tracer = tracer
+        self._extract = extract
+        self._server_kind = SpanKind.SERVER
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, rpc: str) -> grpc.RpcMethodHandler:
+        return rewrap(
+            handler,
+            lambda behavior: self._unary(behavior, rpc),
+            lambda behavior: self._stream(behavior, rpc),
+        )
+
+    def _start(self, rpc: str, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         carrier = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         span = self._tracer.start_span(
             ROUTER_PREFIX[1:] + rpc,
-            context=extract(carrier),
-            kind=SpanKind.SERVER,
+            context=self._extract(carrier),
+            kind=self._server_kind,
             attributes={
                 "rpc.system": "grpc",
                 "rpc.service": ROUTER_PREFIX[1:-1],

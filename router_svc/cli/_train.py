@@ -22,6 +22,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--format", choices=("routellm", "routerbench", "jsonl"), default=None)
     p.add_argument("--hash-bits", type=int, default=None, help="feature hash space (default 18)")
+    p.add_argument(
+        "--char-ngrams",
+        type=int,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        default=None,
+        help="character n-gram lengths (default 4 4; each extra length adds about one index per character)",
+    )
     p.add_argument("--folds", type=int, default=3, help="cross-validation folds for selection")
     p.add_argument(
         "--alpha",
@@ -68,7 +76,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.folds < 2:
         raise DataError("--folds must be at least 2")
-    spec = FeatureSpec() if args.hash_bits is None else FeatureSpec(hash_bits=args.hash_bits)
+    spec_args: dict[str, int] = {}
+    if args.hash_bits is not None:
+        spec_args["hash_bits"] = args.hash_bits
+    if args.char_ngrams is not None:
+        spec_args["char_ngram_min"], spec_args["char_ngram_max"] = args.char_ngrams
+    spec = FeatureSpec(**spec_args)
     candidates = list(DEFAULT_CANDIDATES)
     if args.alpha:
         blends = {(c.category_weight, c.linear_weight) for c in DEFAULT_CANDIDATES}

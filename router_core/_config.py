@@ -239,6 +239,7 @@ class ServerConfig(_Frozen):
     max_connection_age_ms: int = Field(default=300_000, ge=0)
     grace_s: float = Field(default=10.0, ge=0)
     tls: TlsConfig | None = None
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
 
 class ApiKeyConfig(_Frozen):

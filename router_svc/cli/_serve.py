@@ -62,6 +62,12 @@ def register(subparsers: Any) -> None:
         help="/metrics port (default: server.metrics_port)",
     )
     p.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
+    p.add_argument(
+        "--event-loop",
+        choices=("uvloop", "asyncio"),
+        default=None,
+        help="event loop (default: server.event_loop, uvloop unless the config says otherwise)",
+    )
     p.set_defaults(func=run)
 
 
@@ -72,7 +78,13 @@ def run(args: argparse.Namespace) -> int:
     from router_core._router import load_router
 
     router = load_router(args.config)  # ConfigError/ModelError: exit 2 with the message
-    asyncio.run(_serve(router, args))
+    loop = args.event_loop or router.config.server.event_loop
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(_serve(router, args))
+    else:
+        asyncio.run(_serve(router, args))
     return 0
 
 

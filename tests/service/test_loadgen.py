@@ -98,11 +98,19 @@ async def _bench(**kwargs: object) -> object:
     return await asyncio.to_thread(run_bench, opts)
 
 
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
 async def test_closed_loop_sends_exactly_the_requested_count(
-    fake_server: tuple[FakeRouter, str],
+    fake_server: tuple[FakeRouter, str], event_loop: str
 ) -> None:
     fake, target = fake_server
-    result = await _bench(target=target, concurrency=6, requests=300, workers=2, connections=4)
+    result = await _bench(
+        target=target,
+        concurrency=6,
+        requests=300,
+        workers=2,
+        connections=4,
+        event_loop=event_loop,
+    )
     assert result.ok == 300 and result.errors == {}
     assert fake.routes == 300
     assert result.latency.get_total_count() == 300
@@ -247,6 +255,8 @@ def test_bad_options_and_bad_prompts_are_rejected(tmp_path: Path) -> None:
         BenchOptions(target="h:1", concurrency=2, rate=10.0)
     with pytest.raises(ValueError, match="HOST:PORT"):
         BenchOptions(target="nohost", concurrency=2)
+    with pytest.raises(ValueError, match="event_loop must be one of uvloop, asyncio"):
+        BenchOptions(target="h:1", concurrency=2, event_loop="trio")
     bad = tmp_path / "bad.csv"
     bad.write_text("question_text,answer\nx,y\n")
     with pytest.raises(DataError, match="no prompt column"):

@@ -187,3 +187,10 @@ def test_every_section_is_optional_and_documented() -> None:
     doc = (Path(__file__).parents[2] / "docs" / "config.md").read_text(encoding="utf-8")
     for section in RouterConfig.model_fields:
         assert f"`{section}`" in doc or f"{section}:" in doc, section
+
+
+def test_event_loop_defaults_to_uvloop_and_rejects_unknown_loops(tmp_path: Path) -> None:
+    assert parse_config(MINIMAL).server.event_loop == "uvloop"
+    assert parse_config(MINIMAL + "server:\n  event_loop: asyncio\n").server.event_loop == "asyncio"
+    message = error_of(tmp_path, MINIMAL + "server:\n  event_loop: trio\n")
+    assert "server.event_loop" in message and "uvloop" in message, message

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from router_core.errors import InvalidRequest
 
-from ._options import RPCS, BenchOptions
+from ._options import EVENT_LOOPS, RPCS, BenchOptions
 from ._result import plot_percentiles
 from ._runner import run_bench
 
@@ -70,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, help="write the result as JSON to this file")
     parser.add_argument("--png", type=Path, help="write a latency percentile plot to this file")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument(
+        "--event-loop",
+        choices=EVENT_LOOPS,
+        default="uvloop",
+        help="each worker's event loop (default uvloop: about a quarter less CPU per call)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> BenchOptions:
@@ -100,6 +106,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
             max_tokens=args.max_tokens,
             timeout=args.timeout,
             progress=not args.quiet,
+            event_loop=args.event_loop,
         )
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc

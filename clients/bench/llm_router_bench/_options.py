@@ -8,6 +8,7 @@ from pathlib import Path
 __all__ = ["RPCS", "BenchOptions"]
 
 RPCS = ("route", "route-stream", "complete")
+EVENT_LOOPS = ("uvloop", "asyncio")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class BenchOptions:
         max_tokens: Complete only: ``max_tokens`` of each request (0: not set).
         timeout: per-call deadline in seconds.
         progress: print a progress line to stderr once a second.
+        event_loop: ``uvloop`` (the default: about a quarter less client CPU per call) or
+            ``asyncio``.
     """
 
     target: str
@@ -60,9 +63,14 @@ class BenchOptions:
     max_tokens: int = 0
     timeout: float = 30.0
     progress: bool = True
+    event_loop: str = "uvloop"
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.event_loop not in EVENT_LOOPS:
+            raise ValueError(
+                f"event_loop must be one of {', '.join(EVENT_LOOPS)}, not {self.event_loop!r}"
+            )
         if self.rpc not in RPCS:
             raise ValueError(f"rpc must be one of {', '.join(RPCS)}, not {self.rpc!r}")
         if (self.concurrency is None) == (self.rate is None):

@@ -290,4 +290,8 @@ def run_worker(
         ready: called once connected (with "") or on failure (with the reason); returns the
             common start time (``time.monotonic()`` clock, shared by all processes on Linux).
     """
+    if plan.opts.event_loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(_run(plan, progress, ready))
     return asyncio.run(_run(plan, progress, ready))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_server_helpers import message, running_server, stub, write_config
 
@@ -80,13 +81,16 @@ async def test_two_servers_share_a_port_with_so_reuseport(tmp_path: Path) -> Non
             await second.stop(0)
 
 
-def test_serve_cli_binds_port_zero_serves_and_exits_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop_args", [[], ["--event-loop", "asyncio"]], ids=["uvloop", "asyncio"])
+def test_serve_cli_binds_port_zero_serves_and_exits_on_sigterm(
+    tmp_path: Path, loop_args: list[str]
+) -> None:
     path = write_config(tmp_path / "router.yaml")
     with path.open("a", encoding="utf-8") as f:
         f.write(f"storage:\n  url: sqlite:///{tmp_path / 'decisions.db'}\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "router_svc.cli", "serve", "--config", str(path), "--port", "0",
-         "--no-metrics", "--log-format", "json"],
+         "--no-metrics", "--log-format", "json", *loop_args],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip

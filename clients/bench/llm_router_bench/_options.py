@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["RPCS", "BenchOptions"]
+__all__ = ["EVENT_LOOPS", "RPCS", "BenchOptions"]
 
 RPCS = ("route", "route-stream", "complete")
 EVENT_LOOPS = ("uvloop", "asyncio")

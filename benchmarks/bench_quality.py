@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from router_core._feature_spec import FeatureSpec
 from router_core._model_dir import QualityModel, default_model_dir
 from router_core._train_pipeline import (
     DEFAULT_CANDIDATES,
+    WIDE_CANDIDATES,
     _row_meta,
     cross_validated_predictions,
 )
@@ -164,11 +166,46 @@ def main() -> None:
         action="store_true",
         help="let the inner CV choose a constant (category-rate) head per slot (experiment)",
     )
+    ap.add_argument(
+        "--category-epochs",
+        type=int,
+        nargs="+",
+        default=None,
+        help="epoch counts of the category classifier the inner CV chooses among "
+        "(default: CATEGORY_EPOCH_GRID)",
+    )
+    ap.add_argument(
+        "--expert-variants",
+        nargs="+",
+        default=None,
+        metavar="BITS:C:DENSE_SCALE[:shared]",
+        help="expert-head fits the inner CV chooses among per head (default: EXPERT_VARIANTS)",
+    )
+    ap.add_argument(
+        "--smoothing",
+        type=float,
+        nargs="+",
+        default=None,
+        help="category-rate pseudo-counts to add to the candidate grid (each default candidate "
+        "once per value; the inner CV chooses)",
+    )
+    ap.add_argument(
+        "--wide-grid",
+        action="store_true",
+        help="inner selection over WIDE_CANDIDATES (alpha x blend x smoothing) instead",
+    )
     args = ap.parse_args()
-    if args.expert_constant:
-        import router_core._training as training
+    import router_core._training as training
 
+    if args.expert_constant:
         training.EXPERT_CONSTANT_OPTION = True
+    if args.category_epochs:
+        training.CATEGORY_EPOCH_GRID = tuple(args.category_epochs)
+    if args.expert_variants:
+        training.EXPERT_VARIANTS = tuple(
+            training.ExpertVariant(int(f[0]), float(f[1]), float(f[2]), f[3:] == ["shared"])
+            for f in (v.split(":") for v in args.expert_variants)
+        )
     t0 = time.perf_counter()
     ds = load_dataset([args.data])
     spec_args: dict[str, int] = {}
@@ -179,6 +216,10 @@ def main() -> None:
     spec = FeatureSpec(**spec_args)
     X = featurize(ds.prompts, spec, _row_meta(ds))
     candidates = DEFAULT_CANDIDATES[:1] if args.fixed else DEFAULT_CANDIDATES
+    if args.wide_grid:
+        candidates = WIDE_CANDIDATES
+    if args.smoothing:
+        candidates = tuple(replace(c, smoothing=s) for s in args.smoothing for c in candidates)
     experts = not args.no_experts
     base = np.zeros(ds.outcomes.shape, dtype=np.float32) if experts else None
     P, chosen = cross_validated_predictions(
@@ -198,6 +239,8 @@ def main() -> None:
         "protocol": f"{args.folds}-fold outer CV, {inner}",
         "command": " ".join(["python", "benchmarks/bench_quality.py", *sys.argv[1:]]),
         "chosen_configs": chosen,
+        "category_epoch_grid": list(training.CATEGORY_EPOCH_GRID),
+        "expert_variants": [list(vars(v).values()) for v in training.EXPERT_VARIANTS],
         "feature_spec": {
             "hash_bits": spec.hash_bits,
             "char_ngram_min": spec.char_ngram_min,

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
 
+from router_core import _training as training
 from router_core._calibration import threshold_for_share
 from router_core._classifier import LinearHiddenWeights, build_classifier_graph
 from router_core._datasets import RoutingDataset, load_contaminated, load_dataset
@@ -30,11 +31,12 @@ from router_core._training import (
     expert_slots,
     featurize,
     fit_category,
+    fit_expert_variants,
     fit_experts,
     fit_quality,
     kfold,
-    oof_category_proba,
     predict_quality,
+    select_category_epochs,
     select_config,
     select_gates,
     strip_experts,
@@ -55,6 +57,24 @@ DEFAULT_CANDIDATES: tuple[FitConfig, ...] = tuple(
     FitConfig(alpha=alpha, category_weight=a, linear_weight=b)
     for alpha in (1e-3,)
     for a, b in ((1.0, 0.5), (1.0, 1.0), (1.0, 0.25), (0.75, 0.5), (1.25, 0.5), (0.0, 1.0))
+)
+# A wider grid (experiment): three L2 strengths, more blends around the usual choice
+# (a = 1, b = 0.25 sat at the edge of the grid) and three category-rate pseudo-counts.
+WIDE_CANDIDATES: tuple[FitConfig, ...] = tuple(
+    FitConfig(alpha=alpha, category_weight=a, linear_weight=b, smoothing=s)
+    for alpha in (3e-4, 1e-3, 3e-3)
+    for a, b in (
+        (1.0, 0.125),
+        (1.0, 0.25),
+        (1.0, 0.5),
+        (1.0, 1.0),
+        (0.75, 0.25),
+        (0.75, 0.5),
+        (1.25, 0.25),
+        (1.25, 0.5),
+        (0.0, 1.0),
+    )
+    for s in (2.0, 5.0, 10.0)
 )
 SCORER_CONFIG = FitConfig(alpha=1e-4, category_weight=0.0, epochs=8)
 MIN_ROWS = 10
@@ -101,6 +121,7 @@ class Recipe:
     category: CategoryModel | None
     experts: list[dict[str, object]] | None = None
     oof: np.ndarray | None = None  # out-of-fold predictions of the whole recipe (experts too)
+    category_epochs: int | None = None  # SGD epochs of the category classifier (chosen by CV)
 
 
 def fit_recipe(
@@ -121,10 +142,17 @@ def fit_recipe(
     is skipped. With ``experts`` categories with many rows get expert heads (see
     :func:`select_gates`).
     """
-    category = fit_category(X, labels, seed=seed)
-    pi = oof_category_proba(X, labels, folds=folds, seed=seed) if category else None
-    if progress and category is not None:
-        progress(f"category layer: {len(category.classes)} categories")
+    cat_sel = select_category_epochs(X, labels, folds=folds, seed=seed)
+    category, pi = None, None
+    if cat_sel is not None:
+        grid_used = len(cat_sel[2]) > 1
+        category = fit_category(X, labels, seed=seed, epochs=cat_sel[0], incremental=grid_used)
+        pi = cat_sel[1]
+    if progress and category is not None and cat_sel is not None:
+        progress(
+            f"category layer: {len(category.classes)} categories, {cat_sel[0]} epochs "
+            f"(cv log-loss {cat_sel[2]})"
+        )
     if len(candidates) == 1 and not need_oof:
         sel = Selection(config=candidates[0])
     else:
@@ -149,7 +177,13 @@ def fit_recipe(
             gsel = select_gates(X, Y, labels, category.classes, slots, sel.oof, pi, folds, seed)
             report = gsel.report
             if (gsel.gate > 0).any():
-                fitted = fit_experts(X, Y, labels, category.classes, slots)
+                variants = training.EXPERT_VARIANTS
+                if len(variants) > 1 and gsel.variant is not None:
+                    fitted = fit_expert_variants(
+                        X, Y, labels, category.classes, slots, variants, gsel.variant
+                    )
+                else:
+                    fitted = fit_experts(X, Y, labels, category.classes, slots)
                 fitted.gate, fitted.thr = gsel.gate, gsel.thr
                 if gsel.constant is not None:  # constant heads: the category's rate only
                     const = np.flatnonzero(~np.isnan(gsel.constant))
@@ -163,7 +197,7 @@ def fit_recipe(
                     f"experts: {len(slots)} heads, (gate, threshold) {chosen} "
                     f"({time.perf_counter() - t1:.1f}s)"
                 )
-    return Recipe(weights, sel, category, report, oof)
+    return Recipe(weights, sel, category, report, oof, None if cat_sel is None else cat_sel[0])
 
 
 def cross_validated_predictions(
@@ -207,6 +241,7 @@ def cross_validated_predictions(
         chosen.append(
             {
                 **cfg.to_dict(),
+                "category_epochs": recipe.category_epochs,
                 "experts": [
                     [r["category"], r["model"], r["gate"], r["threshold"]]
                     for r in recipe.experts or []
@@ -356,6 +391,7 @@ def train_model(
             "expert_hash_bits": weights.exp_mod.bit_length() - 1 if weights.has_experts else 0,
             "categories": [] if recipe.category is None else recipe.category.classes.tolist(),
             "category_hash_bits": 0 if recipe.category is None else recipe.category.bits,
+            "category_epochs": recipe.category_epochs,
             "storage": storage,
             "expert_storage": "float16",
             "opset": 17,

@@ -13,6 +13,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
@@ -22,7 +23,9 @@ from router_core._feature_spec import N_SIGNALS, FeatureSpec
 from router_core.errors import DataError
 
 __all__ = [
+    "EXPERT_VARIANTS",
     "CategoryModel",
+    "ExpertVariant",
     "Experts",
     "FitConfig",
     "GateSelection",
@@ -33,11 +36,13 @@ __all__ = [
     "expert_slots",
     "featurize",
     "fit_category",
+    "fit_expert_variants",
     "fit_experts",
     "fit_parts",
     "fit_quality",
     "gated_posterior",
     "predict_quality",
+    "select_category_epochs",
     "select_config",
     "select_gates",
     "strip_experts",
@@ -141,6 +146,11 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
+CATEGORY_EPOCHS = 5  # SGD passes of the category classifier
+# Epoch counts the inner CV chooses among (cross-fitted category log-loss); one value: no choice.
+CATEGORY_EPOCH_GRID: tuple[int, ...] = (CATEGORY_EPOCHS,)
+
+
 def fit_category(
     X: sp.csr_matrix,
     labels: np.ndarray,
@@ -148,15 +158,55 @@ def fit_category(
     alpha: float = 1e-5,
     seed: int = 0,
     classes: np.ndarray | None = None,
+    epochs: int = CATEGORY_EPOCHS,
+    incremental: bool = False,
 ) -> CategoryModel | None:
-    """Category classifier (None when there are fewer than three categories)."""
-    from sklearn.linear_model import SGDClassifier  # type: ignore[import-untyped]
+    """Category classifier (None when there are fewer than three categories).
 
+    ``incremental`` runs the epochs as ``partial_fit`` calls, as the epoch selection does.
+    """
     all_classes = np.unique(labels) if classes is None else classes
     if len(all_classes) < 3:
         return None
-    clf = SGDClassifier(loss="log_loss", alpha=alpha, max_iter=5, tol=None, random_state=seed)
-    clf.fit(fold_columns(X, bits), labels)
+    Xf = fold_columns(X, bits)
+    return _category_epochs(Xf, labels, all_classes, bits, alpha, seed, [epochs], incremental)[0]
+
+
+def _category_epochs(
+    Xf: sp.csr_matrix,
+    labels: np.ndarray,
+    all_classes: np.ndarray,
+    bits: int,
+    alpha: float,
+    seed: int,
+    checkpoints: Sequence[int],
+    incremental: bool = True,
+) -> list[CategoryModel]:
+    """One SGD run; the classifier after each of ``checkpoints`` (sorted epoch counts).
+
+    Not ``incremental`` (one checkpoint only): one ``fit`` call of that many epochs.
+    """
+    from sklearn.linear_model import SGDClassifier  # type: ignore[import-untyped]
+
+    out: list[CategoryModel] = []
+    last = max(checkpoints)
+    if not incremental:
+        assert len(checkpoints) == 1
+        clf = SGDClassifier(
+            loss="log_loss", alpha=alpha, max_iter=last, tol=None, random_state=seed
+        )
+        clf.fit(Xf, labels)
+        return [_category_model(clf, all_classes, bits)]
+    clf = SGDClassifier(loss="log_loss", alpha=alpha, random_state=seed)
+    present = np.unique(labels)
+    for epoch in range(1, last + 1):
+        clf.partial_fit(Xf, labels, classes=present)
+        if epoch in checkpoints:
+            out.append(_category_model(clf, all_classes, bits))
+    return out
+
+
+def _category_model(clf: Any, all_classes: np.ndarray, bits: int) -> CategoryModel:
     coef = np.zeros((len(all_classes), 1 << bits), dtype=np.float32)
     intercept = np.full(len(all_classes), -30.0, dtype=np.float32)  # unseen class: p ~ 0
     pos = np.searchsorted(all_classes, clf.classes_)
@@ -169,21 +219,49 @@ def fit_category(
 
 
 def oof_category_proba(
-    X: sp.csr_matrix, labels: np.ndarray, folds: int = 3, bits: int = 14, seed: int = 0
+    X: sp.csr_matrix,
+    labels: np.ndarray,
+    folds: int = 3,
+    bits: int = 14,
+    seed: int = 0,
+    epoch_grid: Sequence[int] | None = None,
 ) -> np.ndarray | None:
     """Cross-fitted category posteriors: row i's from a classifier not trained on row i."""
+    res = select_category_epochs(X, labels, folds, bits, seed, epoch_grid or [CATEGORY_EPOCHS])
+    return None if res is None else res[1]
+
+
+def select_category_epochs(
+    X: sp.csr_matrix,
+    labels: np.ndarray,
+    folds: int = 3,
+    bits: int = 14,
+    seed: int = 0,
+    epoch_grid: Sequence[int] | None = None,
+) -> tuple[int, np.ndarray, dict[int, float]] | None:
+    """(epochs, cross-fitted posteriors, log-loss by epochs) with the epoch count of
+    ``epoch_grid`` (None: :data:`CATEGORY_EPOCH_GRID`) whose cross-fitted posteriors have the
+    lowest category log-loss (one SGD run per fold, checkpointed)."""
+    grid = sorted(set(CATEGORY_EPOCH_GRID if epoch_grid is None else epoch_grid))
+    incremental = len(grid) > 1  # one value: the plain ``fit`` of earlier recipes
     classes = np.unique(labels)
     if len(classes) < 3:
         return None
-    out = np.zeros((X.shape[0], len(classes)), dtype=np.float32)
+    out = np.zeros((len(grid), X.shape[0], len(classes)), dtype=np.float32)
+    Xf = fold_columns(X, bits)
     for te in kfold(X.shape[0], folds, seed + 17):
         tr = np.setdiff1d(np.arange(X.shape[0]), te)
-        model = fit_category(X[tr], labels[tr], bits, seed=seed, classes=classes)
-        if model is None:
-            out[te] = 1.0 / len(classes)
-        else:
-            out[te] = model.proba(X[te])
-    return out
+        for i, model in enumerate(
+            _category_epochs(Xf[tr], labels[tr], classes, bits, 1e-5, seed, grid, incremental)
+        ):
+            out[i, te] = model.proba(X[te])
+    idx = np.searchsorted(classes, labels)
+    losses = {
+        e: float(-np.log(np.clip(out[i, np.arange(len(idx)), idx], 1e-9, 1.0)).mean())
+        for i, e in enumerate(grid)
+    }
+    best = min(grid, key=lambda e: (losses[e], e))
+    return best, out[grid.index(best)], losses
 
 
 @dataclass
@@ -430,6 +508,20 @@ EXPERT_CONSTANT_OPTION = False
 EXPERT_DENSE_SCALE = 3.0  # GSM8K 5-fold APGR 0.622 at 1, 0.633 at 2, 0.647 at 3, 0.636 at 4
 
 
+@dataclass(frozen=True)
+class ExpertVariant:
+    """How one expert head is fitted: hash bits of its table, sklearn ``C``, dense scale."""
+
+    bits: int = EXPERT_BITS
+    C: float = EXPERT_C
+    dense_scale: float = EXPERT_DENSE_SCALE
+    shared: bool = False  # the category's heads fitted jointly (see :func:`fit_experts`)
+
+
+# Fits offered to each head; the inner CV chooses one per head with its (threshold, gate).
+EXPERT_VARIANTS: tuple[ExpertVariant, ...] = (ExpertVariant(),)
+
+
 @dataclass
 class Experts:
     """Per-(category, model) logistic regressions fitted on that category's rows only.
@@ -474,11 +566,14 @@ def fit_experts(
     bits: int = EXPERT_BITS,
     C: float = EXPERT_C,
     dense_scale: float | None = None,
+    shared: bool = False,
 ) -> Experts:
     """Fit one L2 logistic regression (lbfgs) per slot on its category's labelled rows.
 
     ``dense_scale`` (None: :data:`EXPERT_DENSE_SCALE`) scales the first ``N_SIGNALS`` folded
-    columns for the fit; the returned weights apply to unscaled features.
+    columns for the fit; the returned weights apply to unscaled features. ``shared``: the
+    heads of one category are fitted jointly as ``w_shared + w_model`` (feature augmentation,
+    one regression over the stacked rows of its models), so they share a difficulty direction.
     """
     from sklearn.exceptions import ConvergenceWarning  # type: ignore[import-untyped]
     from sklearn.linear_model import LogisticRegression
@@ -490,7 +585,20 @@ def fit_experts(
     scale[:N_SIGNALS] = EXPERT_DENSE_SCALE if dense_scale is None else dense_scale
     if (scale != 1).any():
         Xf = (Xf @ sp.diags(scale)).tocsr()
+    done: set[int] = set()
+    if shared:
+        for c in sorted({c for c, _ in slots}):
+            group = [e for e, (ce, _) in enumerate(slots) if ce == c]
+            fitted = _fit_shared(Xf, Y, labels == classes[c], [slots[e][1] for e in group], C)
+            if fitted is None:
+                continue
+            for j, e in enumerate(group):
+                coef[:, e] = fitted[0][:, j] * scale
+                intercept[e] = fitted[1][j]
+            done.update(group)
     for e, (c, m) in enumerate(slots):
+        if e in done:
+            continue
         rows = np.flatnonzero((labels == classes[c]) & ~np.isnan(Y[:, m]))
         y = (Y[rows, m] >= 0.5).astype(np.int8)
         if len(rows) == 0:
@@ -514,6 +622,45 @@ def fit_experts(
     )
 
 
+_SHARED_IND = 10.0  # scale of the per-model intercept columns of a shared fit (little L2)
+
+
+def _fit_shared(
+    Xf: sp.csr_matrix, Y: np.ndarray, in_cat: np.ndarray, models: Sequence[int], C: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Joint fit of one category's heads: coef [D, K] = shared + own, intercepts [K].
+
+    None when fewer than two models or a model's labels are constant there.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    k, d = len(models), Xf.shape[1]
+    if k < 2:
+        return None
+    blocks, ys = [], []
+    for j, m in enumerate(models):
+        rows = np.flatnonzero(in_cat & ~np.isnan(Y[:, m]))
+        y = (Y[rows, m] >= 0.5).astype(np.int8)
+        if len(rows) == 0 or y.min() == y.max():
+            return None
+        xr = Xf[rows]
+        own = [xr if i == j else sp.csr_matrix((len(rows), d), dtype=np.float32) for i in range(k)]
+        ind = np.zeros((len(rows), k), np.float32)
+        ind[:, j] = _SHARED_IND
+        blocks.append(sp.hstack([xr, *own, sp.csr_matrix(ind)], format="csr"))
+        ys.append(y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LogisticRegression(C=C, max_iter=EXPERT_ITER).fit(
+            sp.vstack(blocks, format="csr"), np.concatenate(ys)
+        )
+    w = clf.coef_.ravel()
+    coef = np.stack([w[:d] + w[d * (1 + j) : d * (2 + j)] for j in range(k)], 1)
+    intercept = clf.intercept_[0] + _SHARED_IND * w[d * (1 + k) :]
+    return coef.astype(np.float32), intercept.astype(np.float32)
+
+
 def gated_posterior(post: np.ndarray, thr: float) -> np.ndarray:
     """``post`` where it is above ``thr``, else 0 (what the graph's Greater + Where do)."""
     return np.where(post > thr, post, 0.0) if thr > 0 else post
@@ -528,6 +675,7 @@ class GateSelection:
     oof: np.ndarray  # [n, M] out-of-fold predictions of the base model plus the chosen heads
     report: list[dict[str, object]]
     constant: np.ndarray | None = None  # [E] logit of a chosen constant head (NaN: regression)
+    variant: np.ndarray | None = None  # [E] index of the chosen variant (fit) per head
 
 
 def _rate_logit(y: np.ndarray) -> float:
@@ -546,6 +694,7 @@ def select_gates(
     folds: int,
     seed: int,
     constant_option: bool | None = None,
+    variants: Sequence[ExpertVariant] | None = None,
 ) -> GateSelection:
     """Per-slot (threshold, gate) from :data:`EXPERT_THRESHOLDS` x :data:`EXPERT_GATES`.
 
@@ -553,13 +702,26 @@ def select_gates(
     that hurts other categories is shrunk or cut by the threshold). ``base_oof`` are the
     base model's out-of-fold predictions of the same folds and ``pi`` cross-fitted
     posteriors. The returned ``oof`` adds the chosen heads to ``base_oof`` as the graph does.
+    With several ``variants`` (None: :data:`EXPERT_VARIANTS`) each head also chooses its fit.
     """
     constant_option = EXPERT_CONSTANT_OPTION if constant_option is None else constant_option
-    ex = np.zeros((X.shape[0], len(slots)), dtype=np.float64)
+    variants = tuple(EXPERT_VARIANTS if variants is None else variants)
+    exs = np.zeros((len(variants), X.shape[0], len(slots)), dtype=np.float64)
     const = np.zeros((X.shape[0], len(slots)), dtype=np.float64)
     for te in kfold(X.shape[0], folds, seed):
         tr = np.setdiff1d(np.arange(X.shape[0]), te)
-        ex[te] = fit_experts(X[tr], Y[tr], labels[tr], classes, slots).raw(X[te])
+        for v, var in enumerate(variants):
+            exs[v, te] = fit_experts(
+                X[tr],
+                Y[tr],
+                labels[tr],
+                classes,
+                slots,
+                var.bits,
+                var.C,
+                var.dense_scale,
+                var.shared,
+            ).raw(X[te])
         for e, (c, m) in enumerate(slots):
             sel = tr[(labels[tr] == classes[c]) & ~np.isnan(Y[tr, m])]
             const[te, e] = _rate_logit(Y[sel, m])
@@ -568,24 +730,31 @@ def select_gates(
     base = _logit(base_oof.astype(np.float64)).astype(np.float64)
     gates = np.zeros(len(slots), dtype=np.float32)
     thrs = np.zeros(len(slots), dtype=np.float32)
+    chosen = np.zeros(len(slots), dtype=np.int64)
     delta = np.zeros(base.shape, dtype=np.float64)
     report: list[dict[str, object]] = []
     for e, (c, m) in enumerate(slots):
         rows = ~np.isnan(Y[:, m])
         y = Y[rows, m][:, None]
-        losses: dict[tuple[int, float, float], float] = {}
-        for k, kind in enumerate(kinds):
-            head = const[:, e] if kind == "constant" else ex[:, e]
-            for t in EXPERT_THRESHOLDS:
-                post = gated_posterior(pi[rows, c].astype(np.float64), t)
-                for g in EXPERT_GATES:
-                    if g == 0 and (t > 0 or k > 0):
-                        continue  # the same as gate 0 of the regression without threshold
-                    z = base[rows, m] + g * post * (head[rows] - base[rows, m])
-                    losses[(k, t, g)] = _masked_logloss(1.0 / (1.0 + np.exp(-z[:, None])), y)
-        k_best, t_best, g_best = min(losses, key=lambda q: (losses[q], q[2], -q[1], q[0]))
-        gates[e], thrs[e] = g_best, t_best
-        head = ex[:, e]
+        losses: dict[tuple[int, int, float, float], float] = {}
+        for v in range(len(variants)):
+            for k, kind in enumerate(kinds):
+                if kind == "constant" and v > 0:
+                    continue  # the constant head does not depend on the variant
+                head = const[:, e] if kind == "constant" else exs[v, :, e]
+                for t in EXPERT_THRESHOLDS:
+                    post = gated_posterior(pi[rows, c].astype(np.float64), t)
+                    for g in EXPERT_GATES:
+                        if g == 0 and (t > 0 or k > 0 or v > 0):
+                            continue  # the same as gate 0 of the first regression, threshold 0
+                        z = base[rows, m] + g * post * (head[rows] - base[rows, m])
+                        p = 1.0 / (1.0 + np.exp(-z[:, None]))
+                        losses[(v, k, t, g)] = _masked_logloss(p, y)
+        v_best, k_best, t_best, g_best = min(
+            losses, key=lambda q: (losses[q], q[3], -q[2], q[1], q[0])
+        )
+        gates[e], thrs[e], chosen[e] = g_best, t_best, v_best
+        head = exs[v_best, :, e]
         if kinds[k_best] == "constant":
             sel = (labels == classes[c]) & ~np.isnan(Y[:, m])
             constant[e] = _rate_logit(Y[sel, m])
@@ -599,13 +768,53 @@ def select_gates(
                 "head": kinds[k_best],
                 "gate": float(g_best),
                 "threshold": float(t_best),
+                **({"variant": asdict(variants[v_best])} if len(variants) > 1 else {}),
                 "cv_logloss": {
-                    f"{kinds[k][0]}_t{t}_g{g}": round(v, 5) for (k, t, g), v in losses.items()
+                    (f"v{v}_" if len(variants) > 1 else "") + f"{kinds[k][0]}_t{t}_g{g}": round(
+                        x, 5
+                    )
+                    for (v, k, t, g), x in losses.items()
                 },
             }
         )
     oof = (1.0 / (1.0 + np.exp(-(base + delta)))).astype(np.float32)
-    return GateSelection(gates, thrs, oof, report, constant)
+    return GateSelection(gates, thrs, oof, report, constant, chosen)
+
+
+def fit_expert_variants(
+    X: sp.csr_matrix,
+    Y: np.ndarray,
+    labels: np.ndarray,
+    classes: np.ndarray,
+    slots: Sequence[tuple[int, int]],
+    variants: Sequence[ExpertVariant],
+    chosen: np.ndarray,
+) -> Experts:
+    """:func:`fit_experts` with head ``e`` fitted as ``variants[chosen[e]]``.
+
+    Heads with fewer hash bits than the widest are tiled to its table (row ``r`` holds row
+    ``r mod 2**bits``), which computes the same sums.
+    """
+    bits = max(variants[int(v)].bits for v in chosen) if len(chosen) else EXPERT_BITS
+    rows = np.arange(1 << bits)
+    coef = np.zeros((1 << bits, len(slots)), dtype=np.float32)
+    intercept = np.zeros(len(slots), dtype=np.float32)
+    for v in np.unique(chosen):
+        idx = np.flatnonzero(chosen == v)
+        var = variants[int(v)]
+        # all slots, as in the selection (a shared fit depends on the category's other heads)
+        ex = fit_experts(X, Y, labels, classes, slots, var.bits, var.C, var.dense_scale, var.shared)
+        coef[:, idx] = ex.coef[rows % (1 << var.bits)][:, idx]
+        intercept[idx] = ex.intercept[idx]
+    return Experts(
+        np.array([c for c, _ in slots], np.int64),
+        np.array([m for _, m in slots], np.int64),
+        coef,
+        intercept,
+        bits,
+        np.ones(len(slots), np.float32),
+        np.zeros(len(slots), np.float32),
+    )
 
 
 def attach_experts(

@@ -206,3 +206,30 @@ def test_constant_head_is_chosen_when_the_category_rate_is_all_there_is() -> Non
     assert off.report[0]["head"] == "regression"
     # the constant head pulls quiz prompts towards the quiz rate out of fold
     assert res.oof[labels == "quiz", 0].mean() > base[0, 0] + 0.2
+
+
+def test_expert_variants_tile_narrow_heads_and_record_the_choice() -> None:
+    from router_core._training import ExpertVariant, fit_expert_variants, fit_experts
+
+    n = 400
+    X = sp.random(n, 1 << 12, density=0.03, random_state=7, format="csr", dtype=np.float32)
+    y = (np.asarray(X[:, :200].sum(1)).ravel() > np.median(np.asarray(X[:, :200].sum(1)))).astype(
+        np.float32
+    )
+    Y = np.stack([y, 1 - y], 1)
+    labels = np.array(["a"] * n)
+    classes = np.array(["a"])
+    variants = (ExpertVariant(bits=8, C=1.0, dense_scale=1.0), ExpertVariant(12, 0.5, 1.0))
+    mixed = fit_expert_variants(X, Y, labels, classes, [(0, 0), (0, 1)], variants, np.array([0, 1]))
+    assert mixed.bits == 12 and mixed.coef.shape == (1 << 12, 2)
+    narrow = fit_experts(X, Y, labels, classes, [(0, 0)], 8, 1.0, 1.0)
+    wide = fit_experts(X, Y, labels, classes, [(0, 1)], 12, 0.5, 1.0)
+    # the 8-bit head, tiled to 12 bits, computes the same sums as indexing mod 2**8
+    np.testing.assert_allclose(mixed.raw(X)[:, 0], narrow.raw(X)[:, 0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(mixed.raw(X)[:, 1], wide.raw(X)[:, 0], rtol=1e-5, atol=1e-5)
+    pi = np.full((n, 1), 1.0, np.float32)
+    base = np.full((n, 2), 0.5, np.float32)
+    res = select_gates(X, Y, labels, classes, [(0, 0)], base, pi, 3, 0, variants=variants)
+    assert res.variant is not None and res.variant[0] in (0, 1)
+    assert "variant" in res.report[0]
+    assert any(k.startswith("v1_") for k in res.report[0]["cv_logloss"])  # type: ignore[union-attr]

@@ -296,3 +296,29 @@ def test_category_experts_are_selected_and_exported(
     small = qm.index_of("small")
     meta = ("task_type=math",)
     assert qm.predict("math easy item 7", meta)[small] > qm.predict("math hard item 7", meta)[small]
+
+
+def test_category_epochs_are_chosen_by_cross_fitted_log_loss() -> None:
+    import scipy.sparse as sp  # type: ignore[import-untyped]
+
+    from router_core._training import fit_category, select_category_epochs
+
+    rng = np.random.default_rng(3)
+    n, d = 300, 1 << 10
+    labels = np.array(["a", "b", "c"])[np.arange(n) % 3]
+    cols = rng.integers(0, d, (n, 6))  # noise words
+    cols[:, 0] = np.arange(n) % 3 * 7 + rng.integers(0, 3, n)  # one label-bearing word
+    X = sp.csr_matrix(
+        (np.ones(cols.size, np.float32), (np.repeat(np.arange(n), 6), cols.ravel())), shape=(n, d)
+    )
+    res = select_category_epochs(X, labels, folds=3, bits=10, seed=0, epoch_grid=(1, 3, 8))
+    assert res is not None
+    epochs, pi, losses = res
+    assert set(losses) == {1, 3, 8} and epochs == min(losses, key=lambda e: losses[e])
+    assert pi.shape == (n, 3) and np.allclose(pi.sum(1), 1.0, atol=1e-4)
+    # cross-fitted posteriors of the chosen count put most mass on the true label
+    assert (pi.argmax(1) == np.arange(n) % 3).mean() > 0.8
+    one = select_category_epochs(X, labels, folds=3, bits=10, seed=0, epoch_grid=(5,))
+    assert one is not None and one[0] == 5 and list(one[2]) == [5]
+    model = fit_category(X, labels, bits=10, epochs=epochs, incremental=True)
+    assert model is not None and (model.proba(X).argmax(1) == np.arange(n) % 3).mean() > 0.9

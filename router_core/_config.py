@@ -240,6 +240,7 @@ class ServerConfig(_Frozen):
     grace_s: float = Field(default=10.0, ge=0)
     tls: TlsConfig | None = None
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    freeze_gc: bool = True  # gc.freeze() after start-up and reloads (router_svc._gc)
 
 
 class ApiKeyConfig(_Frozen):

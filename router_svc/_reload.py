@@ -59,6 +59,9 @@ class Reloader:
         self._fingerprint = self._current_fingerprint()
         self._tasks: set[asyncio.Task[bool]] = set()
         self._poller: asyncio.Task[None] | None = None
+        # called on the event loop after each successful swap (``llm-router serve``: the heap
+        # freezer, see ``router_svc._gc``)
+        self.on_swap: Callable[[], None] | None = None
 
     def _watched(self) -> list[Path]:
         paths = [self._path]
@@ -120,6 +123,8 @@ class Reloader:
                 return False
             self._state.swap(router)
             new = self._state.current
+            if self.on_swap is not None:
+                self.on_swap()
             changed = [k for k in RESTART_ONLY if getattr(old.config, k) != getattr(new.config, k)]
             _log.info(
                 "config_reloaded", reason=reason, old_version=old.version, new_version=new.version

@@ -200,11 +200,21 @@ async def _serve(router: Any, args: argparse.Namespace) -> None:
         server.auth.owner_lookup = lookup
         stops.append(lookup.close)
     await server.start()
+    freezer = None
+    if config.server.freeze_gc:
+        from router_svc._gc import HeapFreezer
+
+        freezer = HeapFreezer(settle_s=config.timeouts.total_timeout_s)
+        freezer.start()
+        if server.reloader is not None:
+            server.reloader.on_swap = freezer.after_reload
     print(f"llm-router: serving on {server.address}", flush=True)
     try:
         await server.serve_until_signal()
     finally:
         await server.stop()
+        if freezer is not None:
+            await freezer.stop()
         if completers is not None:
             await completers.aclose()
         for stop in reversed(stops):

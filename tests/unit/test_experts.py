@@ -233,3 +233,19 @@ def test_expert_variants_tile_narrow_heads_and_record_the_choice() -> None:
     assert res.variant is not None and res.variant[0] in (0, 1)
     assert "variant" in res.report[0]
     assert any(k.startswith("v1_") for k in res.report[0]["cv_logloss"])  # type: ignore[union-attr]
+
+
+def test_shared_expert_fit_gives_each_model_its_own_head() -> None:
+    from router_core._training import fit_experts
+
+    n = 300
+    X = sp.random(n, 1 << 10, density=0.05, random_state=9, format="csr", dtype=np.float32)
+    score = np.asarray(X[:, :100].sum(1)).ravel()
+    Y = np.stack([score > np.quantile(score, 0.3), score > np.quantile(score, 0.7)], 1)
+    Y = Y.astype(np.float32)
+    labels = np.array(["a"] * n)
+    ex = fit_experts(X, Y, labels, np.array(["a"]), [(0, 0), (0, 1)], 10, 1.0, 1.0, shared=True)
+    raw = ex.raw(X)
+    # one joint fit, two heads: both rank by the shared signal, with different intercepts
+    assert np.corrcoef(raw[:, 0], score)[0, 1] > 0.5 and np.corrcoef(raw[:, 1], score)[0, 1] > 0.5
+    assert raw[:, 0].mean() > raw[:, 1].mean()

@@ -30,6 +30,9 @@ class StorageSettings(_Frozen):
     flush_interval_s: float = Field(default=1.0, gt=0, le=60)
     max_queue: int = Field(default=10_000, ge=1)
     store_prompts: bool = False
+    # recent request ids kept in memory per process (about 250 bytes each) so that feedback on
+    # them is accepted without a database lookup; older ids are looked up in the decision log
+    remember_requests: int = Field(default=50_000, ge=1_000, le=10_000_000)
     # deprecated, no effect: spend is re-read from the shared counters after every flush
     # (docs/monitoring.md); still accepted so that existing configs load
     budget_refresh_s: float = Field(default=5.0, gt=0, deprecated=True)

@@ -59,7 +59,7 @@ UNAUTHENTICATED_DETAIL = "missing or invalid API key; send 'authorization: Beare
 FOREIGN_TENANT_DETAIL = "this API key may not act for another tenant."
 FOREIGN_FEEDBACK_DETAIL = "this API key may not give feedback on another tenant's request."
 MAX_KEY_CHARS = 512  # longer tokens are rejected before hashing (same message)
-REMEMBERED_REQUESTS = 200_000
+REMEMBERED_REQUESTS = 50_000  # ~250 bytes each; older ids go to the owner lookup
 
 _principal: ContextVar[Principal | None] = ContextVar("llm_router_principal", default=None)
 

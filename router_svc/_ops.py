@@ -82,7 +82,7 @@ class Operations:
             url = s.url
             recorder = Recorder(
                 lambda: open_store(url), flush_interval_s=s.flush_interval_s,
-                max_queue=s.max_queue, metrics=metrics,
+                max_queue=s.max_queue, metrics=metrics, remember=s.remember_requests,
             )  # fmt: skip
         return cls(state, metrics=metrics, recorder=recorder)
 

@@ -62,7 +62,7 @@ class Recorder:
         flush_interval_s: float = 1.0,
         max_queue: int = 10_000,
         metrics: Metrics | None = None,
-        remember: int = 200_000,
+        remember: int = 50_000,
         prepare: Callable[[DecisionRecord], DecisionRecord] | None = None,
         after_flush: Callable[[list[_Item], Callable[[], DecisionStore]], None] | None = None,
     ) -> None:

@@ -148,3 +148,28 @@ def test_after_flush_sees_each_committed_batch_and_empty_ticks_not_outages(tmp_p
     store.down = False
     r.flush()
     assert calls[-1] == (["b"], 1.5)
+
+
+def test_remembers_only_the_most_recent_request_ids(tmp_path: Path) -> None:
+    store = open_store(f"sqlite://{tmp_path}/d.db")
+    r = Recorder(store, remember=3)
+    for i in range(5):
+        r.record(rec(f"r{i}", model=f"m{i}"))
+    assert r.known("r0") is None and r.known("r1") is None  # bounded memory
+    known = r.known("r4")
+    assert known is not None and known.model == "m4"
+    assert r.flush() == 5  # every decision is still logged
+
+
+def test_the_bound_is_a_storage_setting() -> None:
+    from router_core._config import parse_config
+
+    config = parse_config(
+        "models:\n  - name: a\n    base_url: http://x/v1\n"
+        "storage:\n  url: 'sqlite://./d.db'\n  remember_requests: 2000\n"
+    )
+    assert config.storage.remember_requests == 2000
+    assert (
+        parse_config("models:\n  - name: a\n    base_url: http://x/v1\n").storage.remember_requests
+        == 50_000
+    )

@@ -180,8 +180,8 @@ def _quality(q: dict[str, Any]) -> list[str]:
         )
         best = rb.get("best_single_quality", q.get("routerbench", {}).get("best_single_quality"))
         out.append(
-            f"| {name.replace('_', ' ')} | {_f(mm.get('apgr'), 3)} | {_f(100 * mm['cpt80'], 1) if 'cpt80' in mm else '-'}% "
-            f"| {_f(gs.get('apgr'), 3)} | {_f(rb.get('aiq'), 3)} ({_f(hull, 3)}) "
+            f"| {name.replace('_', ' ')} | {_f(mm.get('apgr'), 4)} | {_f(100 * mm['cpt80'], 1) if 'cpt80' in mm else '-'}% "
+            f"| {_f(gs.get('apgr'), 4)} | {_f(rb.get('aiq'), 4)} ({_f(hull, 3)}) "
             f"| {_f(rb.get('max_quality'), 3)} ({_f(best, 3)}) |"
         )
     return out + [""]

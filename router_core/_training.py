@@ -614,6 +614,13 @@ def fit_experts(
             clf = LogisticRegression(C=C, max_iter=EXPERT_ITER).fit(Xf[rows], y)
         coef[:, e] = clf.coef_.ravel() * scale
         intercept[e] = clf.intercept_[0]
+    return _ungated(slots, coef, intercept, bits)
+
+
+def _ungated(
+    slots: Sequence[tuple[int, int]], coef: np.ndarray, intercept: np.ndarray, bits: int
+) -> Experts:
+    """Experts for ``slots`` (category, model) with gate 1 and threshold 0 (chosen later)."""
     return Experts(
         np.array([c for c, _ in slots], np.int64),
         np.array([m for _, m in slots], np.int64),
@@ -809,15 +816,7 @@ def fit_expert_variants(
         ex = fit_experts(X, Y, labels, classes, slots, var.bits, var.C, var.dense_scale, var.shared)
         coef[:, idx] = ex.coef[rows % (1 << var.bits)][:, idx]
         intercept[idx] = ex.intercept[idx]
-    return Experts(
-        np.array([c for c, _ in slots], np.int64),
-        np.array([m for _, m in slots], np.int64),
-        coef,
-        intercept,
-        bits,
-        np.ones(len(slots), np.float32),
-        np.zeros(len(slots), np.float32),
-    )
+    return _ungated(slots, coef, intercept, bits)
 
 
 def attach_experts(

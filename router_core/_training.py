@@ -221,19 +221,6 @@ def _category_model(clf: Any, all_classes: np.ndarray, bits: int) -> CategoryMod
     return CategoryModel(all_classes, coef, intercept, bits)
 
 
-def oof_category_proba(
-    X: sp.csr_matrix,
-    labels: np.ndarray,
-    folds: int = 3,
-    bits: int = 14,
-    seed: int = 0,
-    epoch_grid: Sequence[int] | None = None,
-) -> np.ndarray | None:
-    """Cross-fitted category posteriors: row i's from a classifier not trained on row i."""
-    res = select_category_epochs(X, labels, folds, bits, seed, epoch_grid or [CATEGORY_EPOCHS])
-    return None if res is None else res[1]
-
-
 def select_category_epochs(
     X: sp.csr_matrix,
     labels: np.ndarray,

@@ -65,9 +65,10 @@ async def test_cyclic_garbage_frozen_at_start_is_collected_after_a_reload() -> N
 
 
 async def test_stop_cancels_a_pending_refreeze() -> None:
-    freezer = HeapFreezer(settle_s=60)
+    freezer = HeapFreezer(settle_s=0.02)
     freezer.after_reload()
     await freezer.stop()
+    await asyncio.sleep(0.1)  # well past settle_s: a re-freeze would have happened by now
     assert gc.get_freeze_count() == 0
 
 

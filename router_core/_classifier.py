@@ -17,8 +17,10 @@ Graph (built with ``onnx.helper``; the weight matrices are never multiplied by a
 ``act`` is Relu (a hidden layer), Softmax (the posteriors of the category classifier, whose
 table is indexed by ``indices mod K``) or "ovr" (sigmoids normalised to sum 1). Without a
 hidden table it is a linear model. Weight tables may be stored as float16 (then cast to
-float32 after the Gather) to keep the model directory small. Duplicate indices simply add,
-which the response scorer relies on (prompt and response features are concatenated).
+float32 after the Gather) to keep the model directory small; int8 tables of a model with a
+hidden layer are fused into one table and the tail is folded into few nodes
+(``router_core._fused_graph``). Duplicate indices simply add, which the response scorer
+relies on (prompt and response features are concatenated).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from router_core.errors import ModelError
 __all__ = [
     "LinearHiddenWeights",
     "OnnxClassifier",
+    "append_activation",
     "build_classifier_graph",
     "quantize_columns",
     "read_weights",
@@ -185,31 +188,14 @@ def _bags(
     dtypes: tuple[np.dtype[Any], np.dtype[Any], np.dtype[Any]],
 ) -> None:
     """Append nodes computing ``lin_sum`` [M], ``hid_sum`` [H] and ``exp_sum`` [E] (those the
-    weights have) from the sparse input.
-
-    With int8 storage the tables are fused: a table indexed by ``indices mod K`` is tiled to the
-    full hash range (row r holds row r mod K) and placed beside the linear table, so one Gather,
-    one Cast and one MatMul serve all of them (a Split separates the sums). onnxruntime's Gather
-    costs about the same per index whatever the row width, so this is ~30% faster than one
-    Gather per table at 1,000-character prompts.
-    """
+    weights have) from the sparse input, one Gather per table (int8 tables with a hidden layer
+    are fused instead: ``router_core._fused_graph``)."""
     parts: list[tuple[str, np.ndarray, int, np.dtype[Any]]] = [("lin", weights.w_lin, 0, dtypes[0])]
     if weights.w_hid is not None:
         parts.append(("hid", weights.w_hid, weights.hidden_mod, dtypes[1]))
     if weights.has_experts:
         assert weights.w_exp is not None
         parts.append(("exp", weights.w_exp, weights.exp_mod, dtypes[2]))
-    d = int(weights.w_lin.shape[0])
-    if dtypes[0] == np.int8 and len(parts) > 1:
-        rows = np.arange(d)
-        tables = [w if not mod or mod >= d else w[rows % mod] for _, w, mod, _ in parts]
-        _table(numpy_helper, inits, "W_fused", np.concatenate(tables, axis=1), dtypes[0])
-        _bag(helper, nodes, "W_fused", dtypes[0], "fused_sum")
-        widths = np.array([int(t.shape[1]) for t in tables], dtype=np.int64)
-        inits.append(numpy_helper.from_array(widths, "fused_widths"))
-        outs = [f"{name}_sum" for name, _, _, _ in parts]
-        nodes.append(helper.make_node("Split", ["fused_sum", "fused_widths"], outs, axis=0))
-        return
     done: dict[int, str] = {0: "indices"}
     for name, w, mod, dtype in parts:
         _table(numpy_helper, inits, f"W_{name}", w, dtype)
@@ -269,6 +255,59 @@ def _experts(
     return "logits_exp"
 
 
+def append_activation(
+    helper: Any, numpy_helper: Any, nodes: list[Any], inits: list[Any], kind: str
+) -> None:
+    """Append ``hid = act(hid_pre)`` for activation ``kind`` (softmax, ovr or relu)."""
+    if kind == "softmax":
+        nodes.append(helper.make_node("Softmax", ["hid_pre"], ["hid"], axis=-1))
+    elif kind == "ovr":
+        inits.append(numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"))
+        nodes += [
+            helper.make_node("Sigmoid", ["hid_pre"], ["hid_sig"]),
+            helper.make_node("ReduceSum", ["hid_sig", "axis0"], ["hid_total"], keepdims=1),
+            helper.make_node("Div", ["hid_sig", "hid_total"], ["hid"]),
+        ]
+    else:
+        nodes.append(helper.make_node("Relu", ["hid_pre"], ["hid"]))
+
+
+def _separate_graph(
+    helper: Any,
+    numpy_helper: Any,
+    nodes: list[Any],
+    inits: list[Any],
+    weights: LinearHiddenWeights,
+    dtype: np.dtype[Any],
+    expert_storage: str | None,
+) -> str:
+    """Append the graph with one table per part (float32/float16, or int8 without a hidden
+    layer) up to the logits; returns their name."""
+    hid_dtype = np.dtype(np.float16) if dtype == np.int8 else dtype
+    exp_dtype = hid_dtype if expert_storage is None else _dtype(expert_storage)
+    m = weights.n_outputs
+    inits.append(numpy_helper.from_array(np.asarray(weights.b_lin, np.float32).reshape(m), "b_lin"))
+    _bags(helper, numpy_helper, nodes, inits, weights, (dtype, hid_dtype, exp_dtype))
+    nodes.append(helper.make_node("Add", ["lin_sum", "b_lin"], ["lin"]))
+    logits = "lin"
+    if weights.w_hid is not None and weights.w_out is not None and weights.b_hid is not None:
+        h = int(weights.w_hid.shape[1])
+        inits += [
+            numpy_helper.from_array(np.asarray(weights.b_hid, np.float32).reshape(h), "b_hid"),
+            numpy_helper.from_array(np.asarray(weights.w_out, np.float32).reshape(h, m), "W_out"),
+        ]
+        nodes.append(helper.make_node("Add", ["hid_sum", "b_hid"], ["hid_pre"]))
+        append_activation(helper, numpy_helper, nodes, inits, weights.activation)
+        nodes += [
+            helper.make_node("MatMul", ["hid", "W_out"], ["hid_out"]),
+            helper.make_node("Add", ["lin", "hid_out"], ["logits"]),
+        ]
+        logits = "logits"
+        if weights.has_experts:
+            logits = _experts(helper, numpy_helper, nodes, inits, weights)
+    return logits
+
+
 def build_classifier_graph(
     weights: LinearHiddenWeights,
     storage: str = "float32",
@@ -280,8 +319,8 @@ def build_classifier_graph(
 
     Args:
         storage: "float32", "float16" or "int8" for the [D, *] tables (biases stay
-            float32). "int8" fuses every table into one [D, M + H (+ E)] table quantised
-            per column (see ``_bags``).
+            float32). "int8" with a hidden layer fuses every table into one
+            [D, M + H (+ E)] table quantised per column (``router_core._fused_graph``).
         expert_storage: the storage of an unfused category-expert table (None: ``storage``).
 
     Raises:
@@ -291,41 +330,15 @@ def build_classifier_graph(
     from onnx import TensorProto, helper, numpy_helper
 
     dtype = _dtype(storage)
-    hid_dtype = np.dtype(np.float16) if dtype == np.int8 else dtype
-    exp_dtype = hid_dtype if expert_storage is None else _dtype(expert_storage)
     m = weights.n_outputs
-    inits: list[Any] = [
-        numpy_helper.from_array(np.asarray(weights.b_lin, np.float32).reshape(m), "b_lin")
-    ]
+    inits: list[Any] = []
     nodes: list[Any] = []
-    _bags(helper, numpy_helper, nodes, inits, weights, (dtype, hid_dtype, exp_dtype))
-    nodes.append(helper.make_node("Add", ["lin_sum", "b_lin"], ["lin"]))
-    logits = "lin"
-    if weights.w_hid is not None and weights.w_out is not None and weights.b_hid is not None:
-        h = int(weights.w_hid.shape[1])
-        inits += [
-            numpy_helper.from_array(np.asarray(weights.b_hid, np.float32).reshape(h), "b_hid"),
-            numpy_helper.from_array(np.asarray(weights.w_out, np.float32).reshape(h, m), "W_out"),
-        ]
-        nodes.append(helper.make_node("Add", ["hid_sum", "b_hid"], ["hid_pre"]))
-        if weights.activation == "softmax":
-            nodes.append(helper.make_node("Softmax", ["hid_pre"], ["hid"], axis=-1))
-        elif weights.activation == "ovr":
-            inits.append(numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"))
-            nodes += [
-                helper.make_node("Sigmoid", ["hid_pre"], ["hid_sig"]),
-                helper.make_node("ReduceSum", ["hid_sig", "axis0"], ["hid_total"], keepdims=1),
-                helper.make_node("Div", ["hid_sig", "hid_total"], ["hid"]),
-            ]
-        else:
-            nodes.append(helper.make_node("Relu", ["hid_pre"], ["hid"]))
-        nodes += [
-            helper.make_node("MatMul", ["hid", "W_out"], ["hid_out"]),
-            helper.make_node("Add", ["lin", "hid_out"], ["logits"]),
-        ]
-        logits = "logits"
-        if weights.has_experts:
-            logits = _experts(helper, numpy_helper, nodes, inits, weights)
+    if dtype == np.int8 and weights.w_hid is not None and weights.w_out is not None:
+        from router_core._fused_graph import append_fused_graph
+
+        logits = append_fused_graph(helper, numpy_helper, nodes, inits, weights)
+    else:
+        logits = _separate_graph(helper, numpy_helper, nodes, inits, weights, dtype, expert_storage)
     nodes.append(helper.make_node("Sigmoid", [logits], [output_name]))
     graph = helper.make_graph(
         nodes,

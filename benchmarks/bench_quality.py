@@ -195,15 +195,16 @@ def main() -> None:
         help="inner selection over WIDE_CANDIDATES (alpha x blend x smoothing) instead",
     )
     args = ap.parse_args()
-    import router_core._training as training
+    import router_core._category as category_layer
+    import router_core._experts as expert_heads
 
     if args.expert_constant:
-        training.EXPERT_CONSTANT_OPTION = True
+        expert_heads.EXPERT_CONSTANT_OPTION = True
     if args.category_epochs:
-        training.CATEGORY_EPOCH_GRID = tuple(args.category_epochs)
+        category_layer.CATEGORY_EPOCH_GRID = tuple(args.category_epochs)
     if args.expert_variants:
-        training.EXPERT_VARIANTS = tuple(
-            training.ExpertVariant(int(f[0]), float(f[1]), float(f[2]), f[3:] == ["shared"])
+        expert_heads.EXPERT_VARIANTS = tuple(
+            expert_heads.ExpertVariant(int(f[0]), float(f[1]), float(f[2]), f[3:] == ["shared"])
             for f in (v.split(":") for v in args.expert_variants)
         )
     t0 = time.perf_counter()
@@ -239,8 +240,8 @@ def main() -> None:
         "protocol": f"{args.folds}-fold outer CV, {inner}",
         "command": " ".join(["python", "benchmarks/bench_quality.py", *sys.argv[1:]]),
         "chosen_configs": chosen,
-        "category_epoch_grid": list(training.CATEGORY_EPOCH_GRID),
-        "expert_variants": [list(vars(v).values()) for v in training.EXPERT_VARIANTS],
+        "category_epoch_grid": list(category_layer.CATEGORY_EPOCH_GRID),
+        "expert_variants": [list(vars(v).values()) for v in expert_heads.EXPERT_VARIANTS],
         "feature_spec": {
             "hash_bits": spec.hash_bits,
             "char_ngram_min": spec.char_ngram_min,

@@ -16,30 +16,30 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
 
-from router_core import _training as training
+from router_core import _experts
 from router_core._calibration import threshold_for_share
+from router_core._category import CategoryModel, fit_category, select_category_epochs
 from router_core._classifier import LinearHiddenWeights, build_classifier_graph
 from router_core._datasets import RoutingDataset, load_contaminated, load_dataset
 from router_core._evaluation import evaluate_predictions, roc_auc, two_model_curve
+from router_core._experts import (
+    attach_experts,
+    expert_slots,
+    fit_expert_variants,
+    fit_experts,
+    select_gates,
+    strip_experts,
+)
 from router_core._feature_spec import FeatureSpec
 from router_core._model_dir import routing_score, write_model_dir
 from router_core._training import (
-    CategoryModel,
     FitConfig,
     Selection,
-    attach_experts,
-    expert_slots,
     featurize,
-    fit_category,
-    fit_expert_variants,
-    fit_experts,
     fit_quality,
     kfold,
     predict_quality,
-    select_category_epochs,
     select_config,
-    select_gates,
-    strip_experts,
 )
 from router_core.errors import DataError
 
@@ -177,7 +177,7 @@ def fit_recipe(
             gsel = select_gates(X, Y, labels, category.classes, slots, sel.oof, pi, folds, seed)
             report = gsel.report
             if (gsel.gate > 0).any():
-                variants = training.EXPERT_VARIANTS
+                variants = _experts.EXPERT_VARIANTS
                 if len(variants) > 1 and gsel.variant is not None:
                     fitted = fit_expert_variants(
                         X, Y, labels, category.classes, slots, variants, gsel.variant

@@ -11,14 +11,9 @@ import pytest
 import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from router_core._classifier import LinearHiddenWeights, OnnxClassifier, build_classifier_graph
+from router_core._experts import GateSelection, gated_posterior, select_gates, strip_experts
 from router_core._model_dir import QualityModel
-from router_core._training import (
-    GateSelection,
-    gated_posterior,
-    predict_quality,
-    select_gates,
-    strip_experts,
-)
+from router_core._training import predict_quality
 from router_svc.cli import main
 
 
@@ -118,9 +113,9 @@ def _category_rows(n: int = 360) -> list[dict[str, Any]]:
 def test_card_metrics_include_the_experts_and_cli_flag(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import router_core._training as training
+    import router_core._experts as expert_heads
 
-    monkeypatch.setattr(training, "EXPERT_MIN_ROWS", 100)
+    monkeypatch.setattr(expert_heads, "EXPERT_MIN_ROWS", 100)
     data = tmp_path / "cats.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in _category_rows()) + "\n")
     cards = {}
@@ -142,9 +137,9 @@ def test_card_metrics_include_the_experts_and_cli_flag(
 def test_cli_expert_categories_limit_the_heads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import router_core._training as training
+    import router_core._experts as expert_heads
 
-    monkeypatch.setattr(training, "EXPERT_MIN_ROWS", 100)
+    monkeypatch.setattr(expert_heads, "EXPERT_MIN_ROWS", 100)
     data = tmp_path / "cats.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in _category_rows()) + "\n")
     out = tmp_path / "m"
@@ -160,7 +155,7 @@ def test_dense_scale_is_folded_into_the_head_weights() -> None:
     from sklearn.exceptions import ConvergenceWarning  # type: ignore[import-untyped]
     from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
-    from router_core._training import EXPERT_ITER, fit_experts
+    from router_core._experts import EXPERT_ITER, fit_experts
 
     rng = np.random.default_rng(4)
     n = 300
@@ -209,7 +204,7 @@ def test_constant_head_is_chosen_when_the_category_rate_is_all_there_is() -> Non
 
 
 def test_expert_variants_tile_narrow_heads_and_record_the_choice() -> None:
-    from router_core._training import ExpertVariant, fit_expert_variants, fit_experts
+    from router_core._experts import ExpertVariant, fit_expert_variants, fit_experts
 
     n = 400
     X = sp.random(n, 1 << 12, density=0.03, random_state=7, format="csr", dtype=np.float32)
@@ -236,7 +231,7 @@ def test_expert_variants_tile_narrow_heads_and_record_the_choice() -> None:
 
 
 def test_shared_expert_fit_gives_each_model_its_own_head() -> None:
-    from router_core._training import fit_experts
+    from router_core._experts import fit_experts
 
     n = 300
     X = sp.random(n, 1 << 10, density=0.05, random_state=9, format="csr", dtype=np.float32)

@@ -268,10 +268,10 @@ def test_train_on_exports_where_each_prompt_has_one_model(tmp_path: Path) -> Non
 def test_category_experts_are_selected_and_exported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import router_core._training as training
+    import router_core._experts as expert_heads
     from router_core._train_pipeline import train_model
 
-    monkeypatch.setattr(training, "EXPERT_MIN_ROWS", 100)
+    monkeypatch.setattr(expert_heads, "EXPERT_MIN_ROWS", 100)
     rng = np.random.default_rng(2)
     rows = []
     for i in range(360):
@@ -301,7 +301,7 @@ def test_category_experts_are_selected_and_exported(
 def test_category_epochs_are_chosen_by_cross_fitted_log_loss() -> None:
     import scipy.sparse as sp  # type: ignore[import-untyped]
 
-    from router_core._training import fit_category, select_category_epochs
+    from router_core._category import fit_category, select_category_epochs
 
     rng = np.random.default_rng(3)
     n, d = 300, 1 << 10

@@ -19,6 +19,7 @@ from router_core.errors import DataError, RouterError
 from router_svc.cli import main as cli_main
 
 FAIL = "PLEASE-FAIL"
+ABORT = "PLEASE-ABORT"
 
 
 @dataclass
@@ -50,6 +51,8 @@ class FakeRouter(router_pb2_grpc.RouterServicer):
         self._note(context)
         async for request in request_iterator:
             self.stream_items += 1
+            if ABORT in request.messages[0].content:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "stream refused")
             if FAIL in request.messages[0].content:
                 yield router_pb2.RouteDecision(status=router_pb2.ItemStatus(code=3, message="bad"))
             else:
@@ -135,17 +138,88 @@ async def test_errors_are_counted_by_status_code_and_token_is_sent(
     assert fake.auth == {"Bearer s3cret"}
 
 
+@pytest.mark.parametrize("transport", ["h2", "grpc"])
 async def test_route_stream_counts_items_and_item_errors(
-    fake_server: tuple[FakeRouter, str], tmp_path: Path
+    fake_server: tuple[FakeRouter, str], tmp_path: Path, transport: str
 ) -> None:
     fake, target = fake_server
     prompts = _prompts_file(tmp_path, ["x", "y", "z", FAIL])
     result = await _bench(
-        target=target, rpc="route-stream", concurrency=8, requests=400, prompts=prompts, streams=2
+        target=target,
+        rpc="route-stream",
+        concurrency=8,
+        requests=400,
+        prompts=prompts,
+        streams=2,
+        token="t0ken",
+        transport=transport,
     )
     assert fake.stream_items == 400
     assert result.ok == 300
     assert result.errors == {"INVALID_ARGUMENT": 100}
+    assert result.latency.get_total_count() == 300
+    assert 0 < result.percentile_ms(50) <= result.percentile_ms(99)
+    assert fake.auth == {"Bearer t0ken"}
+
+
+@pytest.mark.parametrize("transport", ["h2", "grpc"])
+async def test_route_stream_call_failure_fails_its_unanswered_items(
+    fake_server: tuple[FakeRouter, str], tmp_path: Path, transport: str
+) -> None:
+    fake, target = fake_server
+    prompts = _prompts_file(tmp_path, ["x", ABORT])
+    result = await _bench(
+        target=target,
+        rpc="route-stream",
+        concurrency=1,
+        requests=10,
+        prompts=prompts,
+        transport=transport,
+    )
+    # one answer, then the server ends the call with PERMISSION_DENIED: the item in flight fails
+    assert fake.stream_items == 2
+    assert result.ok == 1
+    assert result.errors == {"PERMISSION_DENIED": 1}
+
+
+@pytest.mark.parametrize("transport", ["h2", "grpc"])
+async def test_route_stream_messages_larger_than_a_window_and_a_frame(
+    fake_server: tuple[FakeRouter, str], transport: str
+) -> None:
+    fake, target = fake_server
+    # 150,000-character prompts: more than HTTP/2's default 64 KiB window and 16 KiB frame
+    result = await _bench(
+        target=target,
+        rpc="route-stream",
+        concurrency=4,
+        requests=24,
+        prompt_chars=150_000,
+        streams=2,
+        transport=transport,
+    )
+    assert fake.stream_items == 24
+    assert result.ok == 24 and result.errors == {}
+
+
+@pytest.mark.parametrize("transport", ["h2", "grpc"])
+async def test_route_stream_open_loop_sends_on_schedule(
+    fake_server: tuple[FakeRouter, str], transport: str
+) -> None:
+    fake, target = fake_server
+    opts = BenchOptions(
+        target=target,
+        rpc="route-stream",
+        rate=200,
+        duration=1.0,
+        warmup=0.5,
+        streams=3,
+        progress=False,
+        transport=transport,
+    )
+    result = await asyncio.to_thread(run_bench, opts)
+    assert fake.stream_items == 300
+    assert result.ok + sum(result.errors.values()) == 200
+    assert result.latency.get_total_count() == result.ok
 
 
 async def test_complete_reports_first_token_and_tokens(fake_server: tuple[FakeRouter, str]) -> None:
@@ -232,6 +306,10 @@ async def test_tls_with_a_private_ca(tmp_path: Path) -> None:
     try:
         result = await _bench(target=target, concurrency=2, requests=20, tls=True, ca=cert)
         assert result.ok == 20 and fake.routes == 20
+        streamed = await _bench(
+            target=target, rpc="route-stream", concurrency=4, requests=20, tls=True, ca=cert
+        )
+        assert streamed.ok == 20 and fake.stream_items == 20
     finally:
         await server.stop(None)
 
@@ -239,6 +317,10 @@ async def test_tls_with_a_private_ca(tmp_path: Path) -> None:
 async def test_unreachable_target_is_a_router_error(unused_tcp_port: int) -> None:
     with pytest.raises(RouterError, match="cannot connect"):
         await _bench(target=f"127.0.0.1:{unused_tcp_port}", concurrency=1, requests=1, timeout=1.0)
+    with pytest.raises(RouterError, match="cannot connect"):
+        await _bench(
+            target=f"127.0.0.1:{unused_tcp_port}", rpc="route-stream", concurrency=1, requests=1
+        )
 
 
 def test_prompts_from_csv_folder_and_synthetic(tmp_path: Path) -> None:
@@ -257,6 +339,8 @@ def test_bad_options_and_bad_prompts_are_rejected(tmp_path: Path) -> None:
         BenchOptions(target="nohost", concurrency=2)
     with pytest.raises(ValueError, match="event_loop must be one of uvloop, asyncio"):
         BenchOptions(target="h:1", concurrency=2, event_loop="trio")
+    with pytest.raises(ValueError, match="transport must be one of h2, grpc"):
+        BenchOptions(target="h:1", concurrency=2, transport="http3")
     bad = tmp_path / "bad.csv"
     bad.write_text("question_text,answer\nx,y\n")
     with pytest.raises(DataError, match="no prompt column"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from router_core.errors import InvalidRequest
 
-from ._options import EVENT_LOOPS, RPCS, BenchOptions
+from ._options import EVENT_LOOPS, RPCS, TRANSPORTS, BenchOptions
 from ._result import plot_percentiles
 from ._runner import run_bench
 
@@ -76,6 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="uvloop",
         help="each worker's event loop (default uvloop: about a quarter less CPU per call)",
     )
+    parser.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default="h2",
+        help="route-stream only: h2 (raw HTTP/2 frames, the default: several times less client "
+        "CPU per call) or grpc (grpc.aio)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> BenchOptions:
@@ -107,6 +114,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
             timeout=args.timeout,
             progress=not args.quiet,
             event_loop=args.event_loop,
+            transport=args.transport,
         )
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc

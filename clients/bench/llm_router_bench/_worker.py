@@ -16,6 +16,7 @@ from grpc import aio
 from llm_router.v1 import router_pb2_grpc
 
 from ._channel import build_requests, call_metadata, decision_failed, open_channel, raw_methods
+from ._h2load import H2Load, close_all, connect
 from ._options import BenchOptions
 from ._recorder import Gate, Recorder
 
@@ -246,21 +247,50 @@ def _split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
+async def _connect(plan: WorkerPlan, h2: bool) -> tuple[list[Any], str]:
+    """The worker's connections (grpc.aio channels, or ``H2Connection`` s), or why not."""
+    timeout = min(_CONNECT_TIMEOUT, plan.opts.timeout)
+    problem = f"cannot connect to {plan.opts.target} within {timeout:g} s"
+    if h2:
+        try:
+            conns = await asyncio.wait_for(
+                asyncio.gather(*(connect(plan.opts) for _ in range(plan.connections))), timeout
+            )
+        except TimeoutError:
+            return [], problem
+        except OSError as exc:
+            return [], f"cannot connect to {plan.opts.target}: {exc}"
+        return list(conns), ""
+    channels = [open_channel(plan.opts) for _ in range(plan.connections)]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(ch.channel_ready() for ch in channels)), timeout)
+    except TimeoutError:
+        await asyncio.gather(*(ch.close() for ch in channels))
+        return [], problem
+    return channels, ""
+
+
+async def _run_h2(plan: WorkerPlan, conns: list[Any], rec: Recorder, start: float) -> None:
+    opts = plan.opts
+    requests = [r.SerializeToString() for r in build_requests(opts, plan.prompts)]
+    load = H2Load(opts, plan.index, conns, rec, start, requests)
+    if opts.mode == "closed":
+        await load.run_closed(_split(plan.concurrency, plan.streams))
+    else:
+        await load.run_open(plan.streams, plan.rate, opts.workers)
+
+
 async def _run(
     plan: WorkerPlan, progress: MutableSequence[int], ready: Callable[[str], float]
 ) -> dict[str, Any]:
-    channels = [open_channel(plan.opts) for _ in range(plan.connections)]
-    connect_timeout = min(_CONNECT_TIMEOUT, plan.opts.timeout)
+    opts = plan.opts
+    h2 = opts.rpc == "route-stream" and opts.transport == "h2"
+    conns, problem = await _connect(plan, h2)
+    if problem:
+        ready(problem)
+        return {}
     try:
-        try:
-            await asyncio.wait_for(
-                asyncio.gather(*(ch.channel_ready() for ch in channels)), connect_timeout
-            )
-        except TimeoutError:
-            ready(f"cannot connect to {plan.opts.target} within {connect_timeout:g} s")
-            return {}
         start = ready("")
-        opts = plan.opts
         gate = Gate(
             start + opts.warmup,
             start + opts.warmup + opts.duration if opts.duration is not None else None,
@@ -271,13 +301,19 @@ async def _run(
         if delay > 0:
             await asyncio.sleep(delay)
         cpu0 = time.process_time()  # this process, all threads (grpc's included)
-        await _Load(plan, channels, rec, start).run()
+        if h2:
+            await _run_h2(plan, conns, rec, start)
+        else:
+            await _Load(plan, conns, rec, start).run()
         out = rec.result(plan.index)
         out["cpu_s"] = time.process_time() - cpu0
         out["calls"] = progress[2 * plan.index] + progress[2 * plan.index + 1]
         return out
     finally:
-        await asyncio.gather(*(ch.close() for ch in channels))
+        if h2:
+            close_all(conns)
+        else:
+            await asyncio.gather(*(ch.close() for ch in conns))
 
 
 def run_worker(

@@ -12,9 +12,11 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc import aio
+from grpc_server_helpers import running_server, write_config
 from llm_router_bench import BenchOptions, load_prompts, run_bench, synthetic_prompts
 
 from llm_router.v1 import router_pb2, router_pb2_grpc
+from router_core._router import load_router
 from router_core.errors import DataError, RouterError
 from router_svc.cli import main as cli_main
 
@@ -220,6 +222,26 @@ async def test_route_stream_open_loop_sends_on_schedule(
     assert fake.stream_items == 300
     assert result.ok + sum(result.errors.values()) == 200
     assert result.latency.get_total_count() == result.ok
+
+
+@pytest.mark.parametrize("transport", ["h2", "grpc"])
+async def test_route_stream_against_the_real_servicer(tmp_path: Path, transport: str) -> None:
+    config = write_config(tmp_path / "router.yaml")  # max_prompt_chars: 1000
+    prompts = _prompts_file(tmp_path, ["a short question", "x" * 1500])
+    async with running_server(load_router(config)) as (server, _):
+        result = await _bench(
+            target=f"127.0.0.1:{server.port}",
+            rpc="route-stream",
+            concurrency=6,
+            requests=60,
+            prompts=prompts,
+            streams=3,
+            transport=transport,
+        )
+    # every other prompt is too long: the server answers it with an item status
+    assert result.ok == 30
+    assert result.errors == {"INVALID_ARGUMENT": 30}
+    assert result.latency.get_total_count() == 30
 
 
 async def test_complete_reports_first_token_and_tokens(fake_server: tuple[FakeRouter, str]) -> None:

@@ -129,6 +129,9 @@ async def test_sending_waits_for_the_flow_control_window_and_frame_size() -> Non
     conn.data_received(frame(WINDOW, 0, stream.sid, struct.pack(">L", 100)))
     out = sent_frames(t)
     assert [(f[0], f[1], len(f[3])) for f in out] == [(DATA, 0, 15), (DATA, END_STREAM, 0)]
+    stream.send(frame_message(b"late"))  # after END_STREAM: dropped, not a protocol error
+    conn.flush()
+    assert sent_frames(t) == []
 
 
 async def test_pings_and_settings_are_acknowledged_and_goaway_fails_later_streams() -> None:

@@ -83,6 +83,7 @@ class H2Stream:
         self.send_window = conn.peer_window
         self.outq: deque[bytes] = deque()  # framed messages (or parts) waiting for window
         self.end_queued = False
+        self.ended = False  # end() was called: nothing more is sent
         self.rbuf = bytearray()
         self.recv_unacked = 0
         self.got_headers = False
@@ -90,6 +91,8 @@ class H2Stream:
 
     def send(self, framed: bytes) -> None:
         """Queue one framed message (see :func:`frame_message`); it goes out at the next flush."""
+        if self.finished or self.ended:  # frames on a closed stream break the connection
+            return
         conn = self.conn
         n = len(framed)
         if (
@@ -108,8 +111,8 @@ class H2Stream:
 
     def end(self) -> None:
         """Half-close: no more messages (END_STREAM after whatever is still queued)."""
-        if not self.end_queued and not self.finished:
-            self.end_queued = True
+        if not self.ended and not self.finished:
+            self.ended = self.end_queued = True
             self.conn.pump(self)
 
     def finish(self, code: str) -> None:

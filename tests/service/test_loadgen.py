@@ -152,7 +152,8 @@ async def test_route_stream_counts_items_and_item_errors(
         concurrency=8,
         requests=400,
         prompts=prompts,
-        streams=2,
+        streams=4,
+        workers=2,
         token="t0ken",
         transport=transport,
     )

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from router_core._classifier import LinearHiddenWeights, append_activation, quantize_columns
+from router_core._classifier import LinearHiddenWeights, quantize_columns
+from router_core._graph import append_activation
 
 __all__ = ["append_fused_graph", "fused_tail_matrix"]
 

@@ -224,7 +224,7 @@ def convert_model_dir(source: str | Path, target: str | Path, storage: str) -> d
         ModelError: the source is not a loadable model directory or its graph cannot be read
             back (fused int8 tables are lossy: convert from the float32 original).
     """
-    from router_core._classifier import build_classifier_graph, read_weights
+    from router_core._graph import build_classifier_graph, read_weights
 
     src = Path(source)
     card = _read_card(src)

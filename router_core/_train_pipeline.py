@@ -19,7 +19,7 @@ import scipy.sparse as sp  # type: ignore[import-untyped]
 from router_core import _experts
 from router_core._calibration import threshold_for_share
 from router_core._category import CategoryModel, fit_category, select_category_epochs
-from router_core._classifier import LinearHiddenWeights, build_classifier_graph
+from router_core._classifier import LinearHiddenWeights
 from router_core._datasets import RoutingDataset, load_contaminated, load_dataset
 from router_core._evaluation import evaluate_predictions, roc_auc, two_model_curve
 from router_core._experts import (
@@ -31,6 +31,7 @@ from router_core._experts import (
     strip_experts,
 )
 from router_core._feature_spec import FeatureSpec
+from router_core._graph import build_classifier_graph
 from router_core._model_dir import routing_score, write_model_dir
 from router_core._training import (
     FitConfig,

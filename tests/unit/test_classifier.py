@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from router_core._classifier import LinearHiddenWeights, OnnxClassifier, build_classifier_graph
+from router_core._classifier import LinearHiddenWeights, OnnxClassifier
+from router_core._graph import build_classifier_graph
 from router_core._model_dir import QualityModel, default_model_dir, routing_score, write_model_dir
 from router_core.errors import ModelError
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from router_core._classifier import LinearHiddenWeights, build_classifier_graph, read_weights
+from router_core._classifier import LinearHiddenWeights
+from router_core._graph import build_classifier_graph, read_weights
 from router_core._model_dir import QualityModel, convert_model_dir
 from router_core.errors import ModelError
 from router_svc.cli import main

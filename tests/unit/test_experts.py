@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp  # type: ignore[import-untyped]
 
-from router_core._classifier import LinearHiddenWeights, OnnxClassifier, build_classifier_graph
+from router_core._classifier import LinearHiddenWeights, OnnxClassifier
 from router_core._experts import GateSelection, gated_posterior, select_gates, strip_experts
+from router_core._graph import build_classifier_graph
 from router_core._model_dir import QualityModel
 from router_core._training import predict_quality
 from router_svc.cli import main

@@ -9,7 +9,8 @@ import numpy as np
 import onnx
 import pytest
 
-from router_core._classifier import LinearHiddenWeights, OnnxClassifier, build_classifier_graph
+from router_core._classifier import LinearHiddenWeights, OnnxClassifier
+from router_core._graph import build_classifier_graph
 
 
 def _weights(activation: str, experts: bool, thresholds: bool) -> LinearHiddenWeights:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from router_core._classifier import LinearHiddenWeights, quantize_columns
-from router_core._graph import append_activation
+from router_core._graph import append_activation, append_posterior_gate
 
 __all__ = ["append_fused_graph", "fused_tail_matrix"]
 
@@ -111,18 +111,7 @@ def append_fused_graph(
             "Split", ["tail_out", "tail_widths"], ["logits", "exp_diff", "exp_post"], axis=0
         )
     )
-    post = "exp_post"
-    thr = weights.exp_thr
-    if thr is not None and np.any(np.asarray(thr) > 0):
-        inits += [
-            numpy_helper.from_array(np.asarray(thr, np.float32).reshape(e), "exp_thr"),
-            numpy_helper.from_array(np.zeros(1, np.float32), "exp_zero"),
-        ]
-        nodes += [
-            helper.make_node("Greater", ["exp_post", "exp_thr"], ["exp_on"]),
-            helper.make_node("Where", ["exp_on", "exp_post", "exp_zero"], ["exp_post_on"]),
-        ]
-        post = "exp_post_on"
+    post = append_posterior_gate(helper, numpy_helper, nodes, inits, weights.exp_thr)
     nodes += [
         helper.make_node("Mul", [post, "exp_diff"], ["exp_delta"]),
         helper.make_node("MatMul", ["exp_delta", "exp_scatter"], ["exp_out"]),

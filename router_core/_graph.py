@@ -12,7 +12,14 @@ import numpy as np
 
 from router_core._classifier import LinearHiddenWeights, quantize_columns
 
-__all__ = ["IR_VERSION", "OPSET", "append_activation", "build_classifier_graph", "read_weights"]
+__all__ = [
+    "IR_VERSION",
+    "OPSET",
+    "append_activation",
+    "append_posterior_gate",
+    "build_classifier_graph",
+    "read_weights",
+]
 
 OPSET = 18  # BitwiseAnd (the hidden table's power-of-two index mask)
 IR_VERSION = 8
@@ -100,6 +107,25 @@ def _bags(
         _bag(helper, nodes, f"W_{name}", dtype, f"{name}_sum", idx)
 
 
+def append_posterior_gate(
+    helper: Any, numpy_helper: Any, nodes: list[Any], inits: list[Any], thr: np.ndarray | None
+) -> str:
+    """Append the experts' hard gate on ``exp_post`` (a head acts only where its category
+    posterior exceeds its threshold); returns the gated posteriors' name (``exp_post`` itself
+    when no threshold is set)."""
+    if thr is None or not np.any(np.asarray(thr) > 0):
+        return "exp_post"
+    inits += [
+        numpy_helper.from_array(np.asarray(thr, np.float32).reshape(-1), "exp_thr"),
+        numpy_helper.from_array(np.zeros(1, np.float32), "exp_zero"),
+    ]
+    nodes += [
+        helper.make_node("Greater", ["exp_post", "exp_thr"], ["exp_on"]),
+        helper.make_node("Where", ["exp_on", "exp_post", "exp_zero"], ["exp_post_on"]),
+    ]
+    return "exp_post_on"
+
+
 def _experts(
     helper: Any,
     numpy_helper: Any,
@@ -128,18 +154,7 @@ def _experts(
         helper.make_node("Sub", ["exp_raw", "exp_base"], ["exp_diff"]),
         helper.make_node("Gather", ["hid", "exp_cat"], ["exp_post"], axis=0),
     ]
-    post = "exp_post"
-    if weights.exp_thr is not None and np.any(np.asarray(weights.exp_thr) > 0):
-        # hard gate: a head acts only where its category posterior exceeds its threshold
-        inits += [
-            numpy_helper.from_array(np.asarray(weights.exp_thr, np.float32).reshape(e), "exp_thr"),
-            numpy_helper.from_array(np.zeros(1, np.float32), "exp_zero"),
-        ]
-        nodes += [
-            helper.make_node("Greater", ["exp_post", "exp_thr"], ["exp_on"]),
-            helper.make_node("Where", ["exp_on", "exp_post", "exp_zero"], ["exp_post_on"]),
-        ]
-        post = "exp_post_on"
+    post = append_posterior_gate(helper, numpy_helper, nodes, inits, weights.exp_thr)
     nodes += [
         helper.make_node("Mul", [post, "exp_gate"], ["exp_w"]),
         helper.make_node("Mul", ["exp_w", "exp_diff"], ["exp_delta"]),

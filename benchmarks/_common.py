@@ -165,7 +165,7 @@ def bench_config(path: Path, base: Path | None = None, base_url: str | None = No
     """
     import yaml
 
-    from router_core._config import default_config_path
+    from router_core._config_loader import default_config_path
 
     data = yaml.safe_load(
         Path(base or BASE_CONFIG or default_config_path()).read_text(encoding="utf-8")

@@ -28,9 +28,10 @@ sys.path.insert(0, str(ROOT / "tests" / "service"))
 from fake_upstream import FakeUpstream
 
 from router_core._catalog import Catalog
-from router_core._config import ModelSpec
+from router_core._config_schema import ModelSpec
 from router_core._decision import Decision
-from router_svc._completion import Completer, CompletionSettings
+from router_svc._completion import Completer
+from router_svc._completion_types import CompletionSettings
 from router_svc._events import Delta
 from router_svc.providers import ChatMessage, ProviderSettings, make_providers
 

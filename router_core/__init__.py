@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from router_core._catalog import Catalog
-from router_core._config import ModelSpec, RouterConfig, default_config_path, load_config
+from router_core._config_loader import default_config_path, load_config
+from router_core._config_schema import ModelSpec, RouterConfig
 from router_core._costs import estimate_cost, estimate_tokens
 from router_core._datasets import RoutingDataset, load_dataset
 from router_core._decision import CascadeStep, Decision, QualityPredictor, RouteRequest

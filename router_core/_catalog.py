@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from router_core._config import ModelSpec, RouterConfig
+from router_core._config_schema import ModelSpec, RouterConfig
 
 __all__ = ["Catalog"]
 

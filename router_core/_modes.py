@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from router_core._catalog import Catalog
-from router_core._config import ClassifierConfig
+from router_core._config_schema import ClassifierConfig
 
 if TYPE_CHECKING:
     from router_core._policies import RequestContext

@@ -14,7 +14,7 @@ from operator import itemgetter
 from typing import ClassVar, NamedTuple
 
 from router_core._catalog import Catalog
-from router_core._config import RouterConfig
+from router_core._config_schema import RouterConfig
 from router_core._decision import CascadeStep, Decision, QualityPredictor, RouteRequest
 from router_core._modes import MODES, ModeParams, card_threshold
 from router_core._rules import CompiledRule, compile_rule

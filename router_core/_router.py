@@ -12,14 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from router_core._catalog import Catalog
-from router_core._config import (
-    CAPABILITIES,
-    PRIORITIES,
-    STRATEGIES,
-    RouterConfig,
-    default_config_path,
-    load_config,
-)
+from router_core._config_loader import default_config_path, load_config
+from router_core._config_schema import CAPABILITIES, PRIORITIES, STRATEGIES, RouterConfig
 from router_core._costs import estimate_tokens
 from router_core._decision import Decision, QualityPredictor, RouteRequest
 from router_core._policies import POLICIES, DefaultPolicy, Plan, Policy, RequestContext

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from router_core._config import Rule
+from router_core._config_schema import Rule
 from router_core._decision import RouteRequest
 
 __all__ = ["CompiledRule", "compile_rule"]

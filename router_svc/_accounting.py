@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 
 import structlog
 
-from router_core._config import ModelSpec, RouterConfig
 from router_core._config_ops import BudgetSettings
+from router_core._config_schema import ModelSpec, RouterConfig
 from router_core._costs import estimate_cost
 from router_core.errors import BudgetExhausted, StorageError
 from router_svc._metrics import Metrics

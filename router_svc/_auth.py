@@ -40,7 +40,7 @@ from router_svc._interceptors import RouterMethodInterceptor
 from router_svc._logging import annotate
 
 if TYPE_CHECKING:
-    from router_core._config import ApiKeyConfig, AuthConfig
+    from router_core._config_schema import ApiKeyConfig, AuthConfig
     from router_svc._state import RouterState
 
 __all__ = [

@@ -20,7 +20,7 @@ from router_svc._events import AttemptRecord, CompletionResult
 from router_svc.providers._base import ChatMessage
 
 if TYPE_CHECKING:
-    from router_core._config import ModelSpec
+    from router_core._config_schema import ModelSpec
     from router_svc._state import RouterSnapshot
 
 __all__ = [

@@ -261,7 +261,7 @@ class _ObservedCompleter:
         temperature: float | None = None,
         capabilities: Sequence[str] = (),
     ) -> AsyncIterator[Any]:
-        from router_svc._completion import attempts_of
+        from router_svc._completion_types import attempts_of
 
         events = self._inner.run(
             decision, messages, deadline, max_tokens=max_tokens, temperature=temperature,

@@ -31,7 +31,7 @@ from router_svc._tls import server_credentials
 from router_svc._wire import serialize
 
 if TYPE_CHECKING:
-    from router_core._config import RouterConfig
+    from router_core._config_schema import RouterConfig
     from router_svc._state import RouterState
 
 __all__ = ["ROUTER_SERVICE", "RouterServer", "add_router_service", "channel_options"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from router_core._config import ModelSpec, RouterConfig
+    from router_core._config_schema import ModelSpec, RouterConfig
     from router_core._router import Router
 
 __all__ = ["RouterSnapshot", "RouterState"]

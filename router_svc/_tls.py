@@ -17,7 +17,7 @@ import grpc
 from router_core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from router_core._config import RouterConfig
+    from router_core._config_schema import RouterConfig
 
 __all__ = ["server_credentials"]
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from llm_router.v1 import router_pb2 as pb
 
 if TYPE_CHECKING:
-    from router_core._config import ModelSpec
+    from router_core._config_schema import ModelSpec
     from router_core._decision import Decision
 
 __all__ = ["WireDecision", "decision_bytes", "serialize"]

@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print ``FILE: ok (...)`` and return 0, or print the one-line error and return 2."""
-    from router_core._config import load_config
+    from router_core._config_loader import load_config
 
     try:
         config = load_config(args.file)

@@ -65,7 +65,7 @@ def parse_since(text: str | None, now: float | None = None) -> float | None:
 
 def open_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
     """(store, config) from ``--db`` / ``--config``."""
-    from router_core._config import default_config_path, load_config
+    from router_core._config_loader import default_config_path, load_config
     from router_svc._storage import open_store
 
     config = load_config(args.config or default_config_path())

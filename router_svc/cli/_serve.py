@@ -103,7 +103,8 @@ class _Completers:
     def __call__(self, snap: RouterSnapshot) -> Completer:
         if self.current is not None and self.current[0] == snap.version:
             return self.current[1]
-        from router_svc._completion import Completer, CompletionSettings
+        from router_svc._completion import Completer
+        from router_svc._completion_types import CompletionSettings
         from router_svc._resilience import BreakerBoard
         from router_svc.providers import make_providers
 

@@ -14,9 +14,10 @@ import pytest
 from fake_upstream import closed_port
 
 from router_core._catalog import Catalog
-from router_core._config import ModelSpec
+from router_core._config_schema import ModelSpec
 from router_core._decision import CascadeStep, Decision
-from router_svc._completion import Completer, CompletionSettings
+from router_svc._completion import Completer
+from router_svc._completion_types import CompletionSettings
 from router_svc._events import CompletionResult, Delta, StreamEnd, TextDelta, UsageReport
 from router_svc._resilience import RetrySettings
 from router_svc.providers import ChatMessage, ProviderRequest, ProviderSettings, make_providers

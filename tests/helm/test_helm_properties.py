@@ -338,7 +338,7 @@ def test_helm_test_pod_checks_grpc_health_of_the_service(render: Renderer) -> No
     "values_file", [p for p in CI_VALUES if "config" in load_values(p)], ids=lambda p: p.name
 )
 def test_ci_configs_are_valid_router_configs(render: Renderer, values_file: Any) -> None:
-    config_module = pytest.importorskip("router_core._config")
+    config_module = pytest.importorskip("router_core._config_loader")
     manifests = render(load_values(values_file))
     text = one(manifests, "ConfigMap")["data"]["config.yaml"]
     config = config_module.parse_config(text, "configmap")

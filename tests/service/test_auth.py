@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_server_helpers import RULES_CONFIG, message, running_server, stub
 
 from llm_router.v1 import router_pb2 as pb
-from router_core._config import parse_config
+from router_core._config_loader import parse_config
 from router_core._router import load_router
 from router_core.errors import ConfigError, Unauthenticated
 from router_svc._auth import (

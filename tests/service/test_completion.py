@@ -21,7 +21,7 @@ from fake_upstream import (
 )
 
 from router_core._catalog import Catalog
-from router_core._config import ModelSpec
+from router_core._config_schema import ModelSpec
 from router_core._decision import CascadeStep, Decision
 from router_core.errors import (
     NoRouteAvailable,
@@ -31,7 +31,8 @@ from router_core.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from router_svc._completion import Completer, CompletionSettings, attempts_of
+from router_svc._completion import Completer
+from router_svc._completion_types import CompletionSettings, attempts_of
 from router_svc._events import CompletionResult, Delta, ProviderEvent, TextDelta
 from router_svc._resilience import BreakerBoard, BreakerSettings, RetrySettings
 from router_svc.providers import (

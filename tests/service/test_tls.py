@@ -18,7 +18,7 @@ from fake_upstream import FakeUpstream, Stream
 from grpc_server_helpers import RULES_CONFIG, message, running_server, stub
 
 from llm_router.v1 import router_pb2 as pb
-from router_core._config import load_config
+from router_core._config_loader import load_config
 from router_core._router import load_router
 from router_core.errors import ConfigError, ProviderUnavailable
 from router_svc._tls import server_credentials

@@ -13,7 +13,8 @@ from fake_upstream import FakeUpstream, Status, Stream
 from grpc_server_helpers import RULES_CONFIG, message, stub, write_config
 
 from llm_router.v1 import router_pb2 as pb
-from router_core._config import TracingConfig, load_config
+from router_core._config_loader import load_config
+from router_core._config_schema import TracingConfig
 from router_core._router import load_router
 from router_core.errors import ConfigError
 from router_svc._server import RouterServer

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from router_core._config import RouterConfig
 from router_core._config_ops import ABSettings, BudgetSettings
+from router_core._config_schema import RouterConfig
 from router_core._decision import Decision
 from router_core.errors import BudgetExhausted, StorageError
 from router_svc._ab import ShadowBudget

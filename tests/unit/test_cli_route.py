@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from router_core._config import default_config_path
+from router_core._config_loader import default_config_path
 from router_svc.cli import main
 
 RULES_ONLY = """\

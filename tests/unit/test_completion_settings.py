@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from router_core._config import default_config_path, load_config
-from router_svc._completion import CompletionSettings
+from router_core._config_loader import default_config_path, load_config
+from router_svc._completion_types import CompletionSettings
 
 
 def test_from_shipped_config() -> None:

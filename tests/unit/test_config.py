@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from router_core._config import RouterConfig, default_config_path, load_config, parse_config
+from router_core._config_loader import default_config_path, load_config, parse_config
+from router_core._config_schema import RouterConfig
 from router_core.errors import ConfigError
 
 MINIMAL = """\

@@ -15,7 +15,8 @@ import yaml  # type: ignore[import-untyped]
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router_core._config import RouterConfig, RoutingConfig, parse_config
+from router_core._config_loader import parse_config
+from router_core._config_schema import RouterConfig, RoutingConfig
 from router_core.errors import ConfigError
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

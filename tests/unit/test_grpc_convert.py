@@ -10,7 +10,7 @@ import pytest
 
 from llm_router.v1 import router_pb2 as pb
 from router_core import errors
-from router_core._config import ModelSpec
+from router_core._config_schema import ModelSpec
 from router_core._decision import CascadeStep, Decision
 from router_svc._convert import (
     decision_to_proto,

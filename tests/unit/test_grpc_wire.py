@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_router.v1 import router_pb2 as pb
-from router_core._config import ModelSpec
+from router_core._config_schema import ModelSpec
 from router_core._decision import CascadeStep, Decision
 from router_svc._convert import decision_to_proto, error_decision
 from router_svc._wire import WireDecision, decision_bytes, serialize

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from router_core._config import parse_config
+from router_core._config_loader import parse_config
 from router_core._decision import QualityPredictor, RouteRequest
 from router_core._policies import POLICIES, Policy
 from router_core._router import Router

@@ -162,7 +162,7 @@ def test_remembers_only_the_most_recent_request_ids(tmp_path: Path) -> None:
 
 
 def test_the_bound_is_a_storage_setting() -> None:
-    from router_core._config import parse_config
+    from router_core._config_loader import parse_config
 
     config = parse_config(
         "models:\n  - name: a\n    base_url: http://x/v1\n"

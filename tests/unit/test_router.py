@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import router_core
 from router_core import Decision, Router, RouteRequest, load_router
-from router_core._config import default_config_path, load_config, parse_config
+from router_core._config_loader import default_config_path, load_config, parse_config
 from router_core.errors import ConfigError, InvalidRequest, ModelError
 
 CONFIG = """\

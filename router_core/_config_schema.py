@@ -1,34 +1,26 @@
-"""The router configuration: one YAML file, validated once, frozen.
+"""The router configuration schema: frozen pydantic models, unknown keys forbidden.
 
-``load_config(path)`` parses the file, maps every key path to its line with ``yaml.compose``,
-validates with pydantic (unknown keys are errors) and checks that every model a rule, the
-cascade, the classifier or the default names is in the catalog. Errors read
-``FILE:LINE: KEY.PATH: problem``.
+``RouterConfig`` is the whole file; its sections are the models below (plus the storage,
+monitor, A/B and budget sections of ``router_core._config_ops``). Reading a file into one is
+``router_core._config_loader``'s job.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml  # type: ignore[import-untyped]
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from router_core._config_locations import Loc, format_loc, line_of
 from router_core._config_ops import ABSettings, BudgetSettings, MonitorSettings, StorageSettings
 from router_core.errors import ConfigError
 
 __all__ = [
+    "CAPABILITIES",
+    "MODES",
+    "PRIORITIES",
+    "STRATEGIES",
     "ApiKeyConfig",
     "AuthConfig",
     "BreakerConfig",
@@ -46,17 +38,13 @@ __all__ = [
     "ServerConfig",
     "TimeoutsConfig",
     "TlsConfig",
-    "default_config_path",
-    "load_config",
-    "parse_config",
+    "TracingConfig",
 ]
 
 PRIORITIES = ("cost", "balanced", "quality")
 STRATEGIES = ("classifier", "cascade", "rules_only")
 MODES = ("threshold", "quality_target", "cost_aware")
 CAPABILITIES = ("tools", "vision", "json")
-
-Loc = tuple[str | int, ...]
 
 
 class _Frozen(BaseModel):
@@ -312,192 +300,5 @@ class RouterConfig(_Frozen):
     def error(self, loc: Loc, problem: str) -> ConfigError:
         """A ``ConfigError`` reading ``FILE:LINE: KEY: problem`` for the key path ``loc``."""
         return ConfigError(
-            f"{self._source}:{_line_of(self._lines, loc)}: {format_loc(loc)}: {problem}"
+            f"{self._source}:{line_of(self._lines, loc)}: {format_loc(loc)}: {problem}"
         )
-
-
-def default_config_path() -> Path:
-    """The shipped default config (``router_core/data/default_config.yaml``)."""
-    return Path(__file__).resolve().parent / "data" / "default_config.yaml"
-
-
-def format_loc(loc: Sequence[str | int]) -> str:
-    """``('routing', 'rules', 0, 'model')`` -> ``routing.rules[0].model``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-            continue
-        text = str(part)
-        if not text or not text.isprintable() or text != text.strip():
-            text = repr(text)  # a key with a newline must not break the one-line message
-        out += f".{text}" if out else text
-    return out or "(top level)"
-
-
-def _line_of(lines: dict[Loc, int], loc: Loc) -> int:
-    for end in range(len(loc), -1, -1):
-        line = lines.get(tuple(loc[:end]))
-        if line is not None:
-            return line
-    return 1
-
-
-MAX_NODES = 100_000  # values after expanding YAML aliases (a "billion laughs" file stops here)
-MAX_DEPTH = 64
-
-
-def _map_lines(
-    node: yaml.Node, loc: Loc, lines: dict[Loc, int], source: str, budget: list[int] | None = None
-) -> None:
-    """Record the line of every key path under ``node``; duplicate keys are errors.
-
-    Aliases are walked as often as they are used, like validation will; ``budget`` bounds
-    that walk, and the nesting depth is bounded, so that no file can hang or crash the loader.
-    """
-    if budget is None:
-        budget = [MAX_NODES]
-    budget[0] -= 1
-    line = node.start_mark.line + 1
-    if budget[0] < 0:
-        raise ConfigError(
-            f"{source}:{line}: {format_loc(loc)}: the config has more than {MAX_NODES} values"
-            " (after expanding YAML aliases)"
-        )
-    if len(loc) > MAX_DEPTH:
-        raise ConfigError(f"{source}:{line}: {format_loc(loc[:3])}: nested too deeply")
-    lines.setdefault(loc, line)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            child = (*loc, key)
-            if key in seen:
-                line = key_node.start_mark.line + 1
-                raise ConfigError(f"{source}:{line}: {format_loc(child)}: duplicate key")
-            seen.add(key)
-            lines[child] = key_node.start_mark.line + 1
-            _map_lines(value_node, child, lines, source, budget)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _map_lines(item, (*loc, index), lines, source, budget)
-
-
-def _problem(err: Any) -> str:
-    """One short phrase for a pydantic error."""
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required key is missing"
-    if kind == "literal_error":
-        expected = str(err.get("ctx", {}).get("expected", ""))
-        return "must be one of " + expected.replace("'", "").replace(" or ", ", ")
-    if kind == "too_short":
-        return f"needs at least {err['ctx']['min_length']} item(s)"
-    if kind in ("value_error", "assertion_error"):
-        return str(err["ctx"]["error"])
-    msg = str(err["msg"]).replace("valid tuple", "list")
-    return msg[:1].lower() + msg[1:]
-
-
-def _strip_loc(loc: Sequence[Any]) -> Loc:
-    # pydantic adds validator names ("function-after[...]") to some locations
-    return tuple(p for p in loc if isinstance(p, int) or not str(p).startswith("function-"))
-
-
-def _check_references(config: RouterConfig) -> None:
-    names: dict[str, int] = {}
-    for index, spec in enumerate(config.models):
-        if spec.name in names:
-            raise config.error(("models", index, "name"), f"duplicate model name {spec.name!r}")
-        names[spec.name] = index
-    routing = config.routing
-    refs: list[tuple[Loc, str | None]] = [(("routing", "default"), routing.default)]
-    refs += [(("routing", "rules", i, "model"), r.model) for i, r in enumerate(routing.rules)]
-    refs += [
-        (("routing", "cascade", "models", i, "model"), s.model)
-        for i, s in enumerate(routing.cascade.models)
-    ]
-    clf = routing.classifier
-    refs += [(("routing", "classifier", "strong"), clf.strong)]
-    refs += [(("routing", "classifier", "weak"), clf.weak)]
-    refs += [(("routing", "classifier", "candidates", i), c) for i, c in enumerate(clf.candidates)]
-    refs += [(("ab", "reference_model"), config.ab.reference_model or None)]
-    for loc, name in refs:
-        if name is not None and name not in names:
-            raise config.error(loc, f"unknown model {name!r} (not in models:)")
-    rule_names: set[str] = set()
-    for index, rule in enumerate(routing.rules):
-        if rule.name in rule_names:
-            raise config.error(
-                ("routing", "rules", index, "name"), f"duplicate rule name {rule.name!r}"
-            )
-        rule_names.add(rule.name)
-
-
-def parse_config(text: str, source: str = "<config>") -> RouterConfig:
-    """Validate YAML text; ``source`` names it in error messages.
-
-    Raises:
-        ConfigError: "SOURCE:LINE: KEY: problem" for the first problem found.
-    """
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except RecursionError:  # PyYAML's composer recurses once per nesting level
-        raise ConfigError(f"{source}:1: (top level): nested too deeply") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{source}:{line}: invalid YAML: {problem}") from None
-    if root is None:
-        raise ConfigError(f"{source}:1: the file is empty; expected a mapping with a models: list")
-    if not isinstance(root, yaml.MappingNode):
-        kind = "a list" if isinstance(root, yaml.SequenceNode) else "a scalar"
-        line = root.start_mark.line + 1
-        raise ConfigError(f"{source}:{line}: (top level): must be a mapping, got {kind}")
-    lines: dict[Loc, int] = {}
-    _map_lines(root, (), lines, source)
-    data = yaml.safe_load(text)
-    try:
-        config = RouterConfig.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = _strip_loc(err["loc"])
-        raise ConfigError(
-            f"{source}:{_line_of(lines, loc)}: {format_loc(loc)}: {_problem(err)}"
-        ) from None
-    if not config.version:
-        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-        config = config.model_copy(update={"version": f"sha256:{digest}"})
-    config._source = source
-    config._lines = lines
-    _check_references(config)
-    return config
-
-
-def load_config(path: str | Path) -> RouterConfig:
-    """Read and validate one YAML config file.
-
-    A relative ``routing.classifier.model_dir`` is resolved against the file's directory.
-
-    Raises:
-        ConfigError: "FILE:LINE: KEY: problem" (also when the file cannot be read).
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise ConfigError(f"{path}:1: cannot read the config file: {reason}") from None
-    config = parse_config(text, str(path))
-    model_dir = config.routing.classifier.model_dir
-    if model_dir is not None and not Path(model_dir).is_absolute():
-        resolved = str((path.parent / model_dir).resolve())
-        classifier = config.routing.classifier.model_copy(update={"model_dir": resolved})
-        routing = config.routing.model_copy(update={"classifier": classifier})
-        source, lines = config._source, config._lines
-        config = config.model_copy(update={"routing": routing})
-        config._source, config._lines = source, lines
-    return config

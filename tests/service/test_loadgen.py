@@ -22,6 +22,7 @@ from router_svc.cli import main as cli_main
 
 FAIL = "PLEASE-FAIL"
 ABORT = "PLEASE-ABORT"
+SLOW = "PLEASE-SLOW"
 
 
 @dataclass
@@ -45,6 +46,8 @@ class FakeRouter(router_pb2_grpc.RouterServicer):
         self.routes += 1
         if FAIL in request.messages[0].content:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "budget spent")
+        if SLOW in request.messages[0].content:
+            await asyncio.sleep(3.0)
         return router_pb2.RouteDecision(model="small")
 
     async def RouteStream(
@@ -103,9 +106,11 @@ async def _bench(**kwargs: object) -> object:
     return await asyncio.to_thread(run_bench, opts)
 
 
-@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
+@pytest.mark.parametrize(
+    ("event_loop", "transport"), [("uvloop", "h2"), ("asyncio", "h2"), ("uvloop", "grpc")]
+)
 async def test_closed_loop_sends_exactly_the_requested_count(
-    fake_server: tuple[FakeRouter, str], event_loop: str
+    fake_server: tuple[FakeRouter, str], event_loop: str, transport: str
 ) -> None:
     fake, target = fake_server
     result = await _bench(
@@ -115,6 +120,7 @@ async def test_closed_loop_sends_exactly_the_requested_count(
         workers=2,
         connections=4,
         event_loop=event_loop,
+        transport=transport,
     )
     assert result.ok == 300 and result.errors == {}
     assert fake.routes == 300
@@ -127,17 +133,42 @@ async def test_closed_loop_sends_exactly_the_requested_count(
     )
 
 
+@pytest.mark.parametrize("transport", ["h2", "grpc"])
 async def test_errors_are_counted_by_status_code_and_token_is_sent(
-    fake_server: tuple[FakeRouter, str], tmp_path: Path
+    fake_server: tuple[FakeRouter, str], tmp_path: Path, transport: str
 ) -> None:
     fake, target = fake_server
     prompts = _prompts_file(tmp_path, ["a question", f"{FAIL} now", "another", "and one more"])
     result = await _bench(
-        target=target, concurrency=1, requests=40, prompts=prompts, token="s3cret"
+        target=target,
+        concurrency=1,
+        requests=40,
+        prompts=prompts,
+        token="s3cret",
+        transport=transport,
     )
     assert result.ok == 30
     assert result.errors == {"RESOURCE_EXHAUSTED": 10}
     assert fake.auth == {"Bearer s3cret"}
+
+
+@pytest.mark.parametrize("transport", ["h2", "grpc"])
+async def test_route_calls_past_their_deadline_fail_with_deadline_exceeded(
+    fake_server: tuple[FakeRouter, str], tmp_path: Path, transport: str
+) -> None:
+    fake, target = fake_server
+    prompts = _prompts_file(tmp_path, ["quick", f"{SLOW} one"])
+    result = await _bench(
+        target=target,
+        concurrency=2,
+        requests=6,
+        prompts=prompts,
+        timeout=0.3,
+        transport=transport,
+    )
+    assert fake.routes == 6
+    assert result.ok == 3
+    assert result.errors == {"DEADLINE_EXCEEDED": 3}
 
 
 @pytest.mark.parametrize("transport", ["h2", "grpc"])
@@ -256,11 +287,20 @@ async def test_complete_reports_first_token_and_tokens(fake_server: tuple[FakeRo
     assert "tokens_per_s_per_stream" in result.to_dict()
 
 
+@pytest.mark.parametrize("transport", ["h2", "grpc"])
 async def test_open_loop_sends_on_schedule_and_warmup_is_not_measured(
-    fake_server: tuple[FakeRouter, str],
+    fake_server: tuple[FakeRouter, str], transport: str
 ) -> None:
     fake, target = fake_server
-    opts = BenchOptions(target=target, rate=200, duration=1.0, warmup=0.5, progress=False)
+    opts = BenchOptions(
+        target=target,
+        rate=200,
+        duration=1.0,
+        warmup=0.5,
+        connections=2,
+        progress=False,
+        transport=transport,
+    )
     result = await asyncio.to_thread(run_bench, opts)
     # 0.5 s warm-up at 200/s = 100 unmeasured, then exactly 200 intended sends in the window
     assert fake.routes == 300
@@ -329,6 +369,10 @@ async def test_tls_with_a_private_ca(tmp_path: Path) -> None:
     try:
         result = await _bench(target=target, concurrency=2, requests=20, tls=True, ca=cert)
         assert result.ok == 20 and fake.routes == 20
+        on_h2 = await _bench(
+            target=target, concurrency=2, requests=20, tls=True, ca=cert, transport="h2"
+        )
+        assert on_h2.ok == 20 and fake.routes == 40
         streamed = await _bench(
             target=target, rpc="route-stream", concurrency=4, requests=20, tls=True, ca=cert
         )
@@ -340,10 +384,15 @@ async def test_tls_with_a_private_ca(tmp_path: Path) -> None:
 async def test_unreachable_target_is_a_router_error(unused_tcp_port: int) -> None:
     with pytest.raises(RouterError, match="cannot connect"):
         await _bench(target=f"127.0.0.1:{unused_tcp_port}", concurrency=1, requests=1, timeout=1.0)
-    with pytest.raises(RouterError, match="cannot connect"):
-        await _bench(
-            target=f"127.0.0.1:{unused_tcp_port}", rpc="route-stream", concurrency=1, requests=1
-        )
+    for rpc in ("route", "route-stream"):
+        with pytest.raises(RouterError, match="cannot connect"):
+            await _bench(
+                target=f"127.0.0.1:{unused_tcp_port}",
+                rpc=rpc,
+                concurrency=1,
+                requests=1,
+                transport="h2",
+            )
 
 
 def test_prompts_from_csv_folder_and_synthetic(tmp_path: Path) -> None:
@@ -364,6 +413,9 @@ def test_bad_options_and_bad_prompts_are_rejected(tmp_path: Path) -> None:
         BenchOptions(target="h:1", concurrency=2, event_loop="trio")
     with pytest.raises(ValueError, match="transport must be one of h2, grpc"):
         BenchOptions(target="h:1", concurrency=2, transport="http3")
+    # no transport given: the measured default per RPC
+    assert BenchOptions(target="h:1", concurrency=2, rpc="route-stream").transport == "h2"
+    assert BenchOptions(target="h:1", concurrency=2, rpc="route").transport == "grpc"
     bad = tmp_path / "bad.csv"
     bad.write_text("question_text,answer\nx,y\n")
     with pytest.raises(DataError, match="no prompt column"):

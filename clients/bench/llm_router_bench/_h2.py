@@ -1,14 +1,14 @@
-"""A minimal HTTP/2 client for gRPC streaming calls on raw frames (the ``h2`` transport).
+"""gRPC calls on HTTP/2 with the ``h2`` protocol library (the ``h2`` transport).
 
 grpc.aio spends ~200 us of client CPU per RouteStream item (two completion-queue operations, a
-future and a callback each way). This connection writes gRPC messages straight into HTTP/2
-DATA frames and parses the answers out of the socket reads: every message that arrives in one
-read is handled in one pass, and everything sent in reply goes out in one ``write``.
+future and a callback each way). Here the HTTP/2 protocol (framing, HPACK, flow control,
+SETTINGS/PING acknowledgements, stream states) is python-hyper's sans-IO ``h2`` library; this
+module keeps the socket I/O (an asyncio protocol), gRPC's message framing (5-byte prefix) and
+the batching: every event of one socket read is handled in one pass, the messages queued on a
+stream go out as one DATA frame per flush, and everything sent in reply leaves in one ``write``.
 
-What it implements of HTTP/2 (RFC 9113) is what a gRPC client needs: the preface, SETTINGS
-(and their ACK), flow control both ways, PING ACK, HEADERS/CONTINUATION (HPACK via ``hpack``),
-RST_STREAM and GOAWAY. gRPC statuses come from the trailers (``grpc-status``), or from the
-HTTP status, RST_STREAM code or a lost connection as the gRPC spec maps them.
+gRPC statuses come from the trailers (``grpc-status``), or from the HTTP status, RST_STREAM
+code, GOAWAY or a lost connection as the gRPC spec maps them.
 """
 
 from __future__ import annotations
@@ -16,33 +16,47 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
 import grpc
-from hpack import Decoder, Encoder, HPACKError  # type: ignore[import-untyped]
+from h2.config import H2Configuration
+from h2.connection import H2Connection as _Protocol
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    RemoteSettingsChanged,
+    ResponseReceived,
+    StreamEnded,
+    StreamReset,
+    TrailersReceived,
+    WindowUpdated,
+)
+from h2.exceptions import (
+    FlowControlError,
+    FrameTooLargeError,
+    H2Error,
+    StreamClosedError,
+    TooManyStreamsError,
+)
+from h2.settings import SettingCodes, Settings
 
 __all__ = ["H2Connection", "H2Stream", "frame_message", "status_name"]
 
-_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-_HEAD = struct.Struct(">BHBBL")  # length (24 bits as 8 + 16), type, flags, stream id
 _MSG = struct.Struct(">BL")  # gRPC message prefix: compressed flag, length
-_DATA, _HEADERS, _RST, _SETTINGS, _PING, _GOAWAY, _WINDOW, _CONT = 0, 1, 3, 4, 6, 7, 8, 9
-_END_STREAM, _ACK, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
 _RECV_WINDOW = 1 << 24  # what we let the server send before we acknowledge
-_DEFAULT_WINDOW, _DEFAULT_FRAME = 65_535, 16_384
+_DEFAULT_WINDOW = 65_535
 # gRPC's mapping of HTTP/2 error codes and HTTP statuses to gRPC status names
 _RST_CODES = {7: "UNAVAILABLE", 8: "CANCELLED", 11: "RESOURCE_EXHAUSTED", 12: "PERMISSION_DENIED"}
 _HTTP_CODES = {
-    "400": "INTERNAL",
-    "401": "UNAUTHENTICATED",
-    "403": "PERMISSION_DENIED",
-    "404": "UNIMPLEMENTED",
-    "429": "UNAVAILABLE",
-    "502": "UNAVAILABLE",
-    "503": "UNAVAILABLE",
-    "504": "UNAVAILABLE",
+    b"400": "INTERNAL",
+    b"401": "UNAUTHENTICATED",
+    b"403": "PERMISSION_DENIED",
+    b"404": "UNIMPLEMENTED",
+    b"429": "UNAVAILABLE",
+    b"502": "UNAVAILABLE",
+    b"503": "UNAVAILABLE",
+    b"504": "UNAVAILABLE",
 }
 _STATUS_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
@@ -52,40 +66,57 @@ def frame_message(payload: bytes) -> bytes:
     return _MSG.pack(0, len(payload)) + payload
 
 
-def _frame(ftype: int, flags: int, sid: int, payload: bytes = b"") -> bytes:
-    n = len(payload)
-    return _HEAD.pack(n >> 16, n & 0xFFFF, ftype, flags, sid) + payload
-
-
 def status_name(code: int) -> str:
     """The name of a numeric gRPC status code (``UNKNOWN`` for one outside the table)."""
     return _STATUS_NAMES.get(code, "UNKNOWN")
+
+
+def _grpc_timeout(seconds: float) -> bytes:
+    """A ``grpc-timeout`` header value (at most 8 digits: milliseconds, else seconds)."""
+    ms = max(1, int(seconds * 1000))
+    return f"{ms}m".encode() if ms < 100_000_000 else f"{int(seconds)}S".encode()
 
 
 class H2Stream:
     """One gRPC call on an :class:`H2Connection`: send messages, get each answer's bytes.
 
     ``on_message(data)`` is called for every answer (inside the socket read that brought it);
-    ``on_end(code)`` once, with the call's gRPC status name (``OK`` or an error).
+    ``on_end(code)`` once, with the call's gRPC status name (``OK`` or an error). A stream
+    opened beyond the server's ``MAX_CONCURRENT_STREAMS`` waits (``sid`` 0) until one ends.
     """
+
+    __slots__ = (
+        "conn",
+        "end_sent",
+        "ended",
+        "finished",
+        "got_headers",
+        "headers_out",
+        "on_end",
+        "on_message",
+        "outq",
+        "queued",
+        "rbuf",
+        "sid",
+    )
 
     def __init__(
         self,
         conn: H2Connection,
-        sid: int,
+        headers_out: list[tuple[bytes, bytes]],
         on_message: Callable[[bytes], None],
         on_end: Callable[[str], None],
     ) -> None:
         self.conn = conn
-        self.sid = sid
+        self.sid = 0
+        self.headers_out = headers_out
         self.on_message = on_message
         self.on_end = on_end
-        self.send_window = conn.peer_window
-        self.outq: deque[bytes] = deque()  # framed messages (or parts) waiting for window
-        self.end_queued = False
+        self.outq: list[bytes] = []  # framed messages (or a remainder) not yet sent
+        self.queued = False  # in the connection's list of streams to send on
         self.ended = False  # end() was called: nothing more is sent
+        self.end_sent = False
         self.rbuf = bytearray()
-        self.recv_unacked = 0
         self.got_headers = False
         self.finished = False
 
@@ -93,32 +124,23 @@ class H2Stream:
         """Queue one framed message (see :func:`frame_message`); it goes out at the next flush."""
         if self.finished or self.ended:  # frames on a closed stream break the connection
             return
-        conn = self.conn
-        n = len(framed)
-        if (
-            not self.outq
-            and n <= self.send_window
-            and n <= conn.send_window
-            and n <= conn.max_frame
-        ):
-            self.send_window -= n
-            conn.send_window -= n
-            conn.out.append(_HEAD.pack(n >> 16, n & 0xFFFF, _DATA, 0, self.sid))
-            conn.out.append(framed)
-        else:
-            self.outq.append(framed)
-            conn.pump(self)
+        self.outq.append(framed)
+        if not self.queued:
+            self.queued = True
+            self.conn.dirty.append(self)
 
     def end(self) -> None:
-        """Half-close: no more messages (END_STREAM after whatever is still queued)."""
+        """Half-close: no more messages (END_STREAM with or after whatever is still queued)."""
         if not self.ended and not self.finished:
-            self.ended = self.end_queued = True
-            self.conn.pump(self)
+            self.ended = True
+            if not self.queued:
+                self.queued = True
+                self.conn.dirty.append(self)
 
     def finish(self, code: str) -> None:
         if not self.finished:
             self.finished = True
-            self.conn.streams.pop(self.sid, None)
+            self.conn.ended(self)
             self.on_end(code)
 
     def data(self, payload: bytes) -> None:
@@ -146,61 +168,75 @@ class H2Stream:
         elif buf:
             self.rbuf = bytearray()
 
-    def headers(self, fields: list[tuple[str, str]], end_stream: bool) -> None:
+    def headers(self, fields: list[tuple[bytes, bytes]], end_stream: bool) -> None:
         values = dict(fields)
         if not self.got_headers:
             self.got_headers = True
-            status = values.get(":status", "")
-            if status != "200":
+            status = values.get(b":status", b"")
+            if status != b"200":
                 self.conn.reset(self, _HTTP_CODES.get(status, "UNKNOWN"))
                 return
-        if "grpc-status" in values:
+        value = values.get(b"grpc-status")
+        if value is not None:
             if not end_stream:
                 self.conn.reset(self, "INTERNAL")
             else:
-                value = values["grpc-status"]
                 self.finish(status_name(int(value)) if value.isdigit() else "UNKNOWN")
         elif end_stream:
-            self.finish("UNKNOWN" if self.got_headers else "INTERNAL")
+            self.finish("UNKNOWN")
 
 
 class H2Connection(asyncio.Protocol):
     """One HTTP/2 connection to a gRPC server; see :meth:`open_stream`."""
 
     def __init__(self, authority: str, scheme: str) -> None:
-        self.authority = authority
-        self.scheme = scheme
+        self.h2 = _Protocol(
+            H2Configuration(
+                client_side=True,
+                header_encoding=None,
+                validate_outbound_headers=False,  # ours are fixed and well-formed
+                normalize_outbound_headers=False,
+                validate_inbound_headers=False,  # we read only :status and grpc-status
+            )
+        )
+        self.base_headers = [
+            (b":method", b"POST"),
+            (b":scheme", scheme.encode()),
+            (b":path", b""),
+            (b":authority", authority.encode()),
+            (b"content-type", b"application/grpc"),
+            (b"te", b"trailers"),
+            (b"user-agent", b"llm-router-bench"),
+        ]
+        self.header_lists: dict[Any, list[tuple[bytes, bytes]]] = {}
         self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.out: list[bytes] = []
         self.streams: dict[int, H2Stream] = {}
-        self.next_sid = 1
-        self.send_window = _DEFAULT_WINDOW
-        self.peer_window = _DEFAULT_WINDOW
-        self.max_frame = _DEFAULT_FRAME
-        self.recv_unacked = 0
-        self.blocked: set[H2Stream] = set()
-        self.encoder = Encoder()
-        self.decoder = Decoder()
-        self.header_block: tuple[int, int, bytearray] | None = None  # sid, flags, fragments
+        self.dirty: list[H2Stream] = []  # streams with something to send at the next flush
+        self.blocked: dict[int, H2Stream] = {}  # streams waiting for flow-control window
+        self.waiting: list[H2Stream] = []  # opened beyond MAX_CONCURRENT_STREAMS
         self.goaway = False
         self.received_at = 0.0  # time.monotonic() of the read being handled
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        settings = struct.pack(">HLHL", 0x2, 0, 0x4, _RECV_WINDOW)  # no push; our stream window
-        self.transport.write(
-            _PREFACE
-            + _frame(_SETTINGS, 0, 0, settings)
-            + _frame(_WINDOW, 0, 0, struct.pack(">L", _RECV_WINDOW - _DEFAULT_WINDOW))
+        h2 = self.h2
+        h2.local_settings = Settings(  # sent in the preface's SETTINGS frame
+            client=True,
+            initial_values={
+                SettingCodes.ENABLE_PUSH: 0,
+                SettingCodes.INITIAL_WINDOW_SIZE: _RECV_WINDOW,
+            },
         )
+        h2.initiate_connection()
+        h2.increment_flow_control_window(_RECV_WINDOW - _DEFAULT_WINDOW)
+        self.transport.write(h2.data_to_send())
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for stream in list(self.streams.values()):
-            stream.finish("UNAVAILABLE")
+        self._fail_all("UNAVAILABLE")
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(f"connection closed: {exc}"))
         if not self.closed.done():
@@ -208,31 +244,59 @@ class H2Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received_at = time.monotonic()
-        buf = self.buf
-        buf += data
-        size, pos = len(buf), 0
-        unpack = _HEAD.unpack_from
+        h2 = self.h2
+        try:
+            events = h2.receive_data(data)
+        except H2Error:  # the connection's state is lost: it is unusable
+            self._fatal("INTERNAL")
+            return
         streams = self.streams
-        while size - pos >= 9:
-            hi, lo, ftype, flags, sid = unpack(buf, pos)
-            length = (hi << 16) | lo
-            end = pos + 9 + length
-            if end > size:
-                break
-            payload = bytes(buf[pos + 9 : end])
-            pos = end
-            if ftype == _DATA:
-                self._received(sid, length)
+        acks: dict[int, int] = {}  # flow-controlled bytes consumed, per stream, in this read
+        for ev in events:
+            cls = ev.__class__
+            if cls is DataReceived:
+                sid = ev.stream_id
+                if ev.flow_controlled_length:
+                    acks[sid] = acks.get(sid, 0) + ev.flow_controlled_length
                 stream = streams.get(sid)
                 if stream is not None:
-                    if flags & _PADDED:
-                        payload = payload[1 : len(payload) - payload[0]]
-                    stream.data(payload)
-                    if flags & _END_STREAM:  # a gRPC answer ends with trailers, not data
+                    stream.data(ev.data)
+                    if ev.stream_ended is not None:  # a gRPC answer ends with trailers, not data
                         self.reset(stream, "INTERNAL")
-            else:
-                self._control(ftype, flags, sid, payload)
-        del buf[:pos]
+            elif cls is TrailersReceived:
+                stream = streams.get(ev.stream_id)
+                if stream is not None:
+                    stream.headers(ev.headers, True)
+            elif cls is ResponseReceived:
+                stream = streams.get(ev.stream_id)
+                if stream is not None:
+                    stream.headers(ev.headers, ev.stream_ended is not None)
+            elif cls is StreamEnded:
+                stream = streams.get(ev.stream_id)
+                if stream is not None:  # ended without a gRPC status
+                    stream.finish("UNKNOWN" if stream.got_headers else "INTERNAL")
+            elif cls is StreamReset:
+                stream = streams.get(ev.stream_id)
+                if stream is not None:
+                    stream.finish(_RST_CODES.get(ev.error_code, "INTERNAL"))
+            elif cls is WindowUpdated:
+                self._unblock()
+            elif cls is RemoteSettingsChanged:
+                self._unblock()
+                self._open_waiting()
+                if not self.ready.done():
+                    self.ready.set_result(None)
+            elif cls is ConnectionTerminated:
+                # GOAWAY: the h2 library closes the whole connection state, so no stream on it
+                # can go on (not even those at or below last_stream_id)
+                self.goaway = True
+                self._fail_all("UNAVAILABLE")
+                if self.transport is not None:
+                    self.transport.write(h2.data_to_send())
+                    self.transport.close()
+                return
+        for sid, n in acks.items():  # h2 sends WINDOW_UPDATEs once half a window is consumed
+            h2.acknowledge_received_data(n, sid)
         self.flush()
 
     # -- sending --------------------------------------------------------------------------------
@@ -242,64 +306,133 @@ class H2Connection(asyncio.Protocol):
         metadata: tuple[tuple[str, str], ...] | None,
         on_message: Callable[[bytes], None],
         on_end: Callable[[str], None],
+        timeout: float | None = None,
     ) -> H2Stream:
-        """Start a gRPC call of ``path`` (e.g. ``/pkg.Service/Method``); HEADERS go out now."""
+        """Start a gRPC call of ``path`` (e.g. ``/pkg.Service/Method``); HEADERS go out at the
+        next flush. ``timeout`` is sent as ``grpc-timeout`` (the server enforces it)."""
         if self.goaway or self.transport is None or self.transport.is_closing():
             raise ConnectionError("connection is closing")
-        sid = self.next_sid
-        self.next_sid += 2
-        stream = H2Stream(self, sid, on_message, on_end)
-        self.streams[sid] = stream
-        fields = [
-            (":method", "POST"),
-            (":scheme", self.scheme),
-            (":path", path),
-            (":authority", self.authority),
-            ("content-type", "application/grpc"),
-            ("te", "trailers"),
-            ("user-agent", "llm-router-bench"),
-            *(metadata or ()),
-        ]
-        self.out.append(_frame(_HEADERS, _END_HEADERS, sid, self.encoder.encode(fields)))
-        self.flush()
+        key = (path, metadata, timeout)
+        headers = self.header_lists.get(key)
+        if headers is None:  # the same few lists over and over: built once
+            headers = list(self.base_headers)
+            headers[2] = (b":path", path.encode())
+            if timeout is not None:
+                headers.append((b"grpc-timeout", _grpc_timeout(timeout)))
+            headers.extend((k.encode(), v.encode()) for k, v in metadata or ())
+            self.header_lists[key] = headers
+        stream = H2Stream(self, headers, on_message, on_end)
+        if self.waiting or not self._start(stream):
+            self.waiting.append(stream)
         return stream
 
-    def pump(self, stream: H2Stream) -> None:
-        """Send as much of ``stream``'s queue as the windows allow (and END_STREAM after it)."""
-        q, out = stream.outq, self.out
-        while q:
-            room = min(stream.send_window, self.send_window, self.max_frame)
-            if room <= 0:
-                self.blocked.add(stream)
-                return
-            chunk = q[0]
-            if len(chunk) > room:
-                q[0] = chunk[room:]
-                chunk = chunk[:room]
+    def _start(self, stream: H2Stream) -> bool:
+        """Send ``stream``'s HEADERS; False if the server allows no more streams now."""
+        h2 = self.h2
+        if len(self.streams) >= h2.remote_settings.max_concurrent_streams:
+            return False
+        sid = h2.get_next_available_stream_id()
+        try:
+            h2.send_headers(sid, stream.headers_out)
+        except TooManyStreamsError:
+            return False
+        stream.sid = sid
+        self.streams[sid] = stream
+        return True
+
+    def _open_waiting(self) -> None:
+        while self.waiting and not self.goaway:
+            stream = self.waiting[0]
+            if stream.finished:
+                self.waiting.pop(0)
+            elif self._start(stream):
+                self.waiting.pop(0)
+                if stream.outq or stream.ended:
+                    stream.queued = True
+                    self.dirty.append(stream)
             else:
-                q.popleft()
-            n = len(chunk)
-            stream.send_window -= n
-            self.send_window -= n
-            out.append(_HEAD.pack(n >> 16, n & 0xFFFF, _DATA, 0, stream.sid) + chunk)
-        self.blocked.discard(stream)
-        if stream.end_queued and not stream.finished and stream.sid in self.streams:
-            out.append(_frame(_DATA, _END_STREAM, stream.sid))
-            stream.end_queued = False  # sent
+                return
+
+    def ended(self, stream: H2Stream) -> None:
+        """``stream`` finished: forget it (and open a waiting one in its place)."""
+        if self.streams.pop(stream.sid, None) is not None:
+            self.blocked.pop(stream.sid, None)
+            if not stream.end_sent:  # our side is still open: close it (RST_STREAM NO_ERROR)
+                stream.end_sent = True
+                try:
+                    self.h2.reset_stream(stream.sid, 0)
+                except H2Error:  # the connection is gone
+                    pass
+            if self.waiting:
+                self._open_waiting()
+
+    def _pump(self, stream: H2Stream) -> None:
+        """Send ``stream``'s queue as far as the windows allow, END_STREAM after it if ended."""
+        if stream.finished or not stream.sid:
+            return
+        h2, sid, q = self.h2, stream.sid, stream.outq
+        if q:
+            data = q[0] if len(q) == 1 else b"".join(q)
+            q.clear()
+            try:  # the usual case: all of it in one frame (h2 checks before it changes state)
+                h2.send_data(sid, data, end_stream=stream.ended)
+            except (FlowControlError, FrameTooLargeError):
+                pass
+            else:
+                stream.end_sent = stream.ended
+                return
+            size = len(data)
+            room = min(h2.local_flow_control_window(sid), size)
+            frame, pos = h2.max_outbound_frame_size, 0
+            while pos < room:
+                n = min(frame, room - pos)
+                last = pos + n == size
+                h2.send_data(sid, data[pos : pos + n], end_stream=last and stream.ended)
+                pos += n
+            if pos < size:
+                q.append(data[pos:])
+                self.blocked[sid] = stream
+                return
+            stream.end_sent = stream.ended
+        elif stream.ended and not stream.end_sent:
+            h2.end_stream(sid)
+            stream.end_sent = True
+
+    def _unblock(self) -> None:
+        if self.blocked:
+            for sid, stream in list(self.blocked.items()):
+                del self.blocked[sid]
+                if not stream.queued:
+                    stream.queued = True
+                    self.dirty.append(stream)
 
     def flush(self) -> None:
-        """Write everything queued in one ``write``."""
-        if self.out:
-            data = b"".join(self.out)
-            self.out.clear()
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.write(data)
+        """Send what the streams queued, and write everything in one ``write``."""
+        dirty = self.dirty
+        if dirty:
+            self.dirty = []
+            for stream in dirty:
+                stream.queued = False
+                try:
+                    self._pump(stream)
+                except StreamClosedError:  # the server closed it; its end event follows
+                    stream.outq.clear()
+                except H2Error:
+                    self._fatal("INTERNAL")
+                    return
+        data = self.h2.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
     def reset(self, stream: H2Stream, code: str) -> None:
         """Cancel ``stream`` (RST_STREAM CANCEL) and end it with the gRPC status ``code``."""
         if not stream.finished:
-            self.out.append(_frame(_RST, 0, stream.sid, struct.pack(">L", 8)))
-            self.blocked.discard(stream)
+            if stream.sid:
+                stream.end_sent = True
+                try:
+                    self.h2.reset_stream(stream.sid, 8)
+                except H2Error:  # already closed on the wire
+                    pass
             stream.finish(code)
 
     def close(self) -> None:
@@ -307,96 +440,14 @@ class H2Connection(asyncio.Protocol):
             self.flush()
             self.transport.close()
 
-    # -- receiving ------------------------------------------------------------------------------
-    def _received(self, sid: int, length: int) -> None:
-        """Acknowledge received DATA once half of a window is used."""
-        if not length:
-            return
-        self.recv_unacked += length
-        if self.recv_unacked >= _RECV_WINDOW // 2:
-            self.out.append(_frame(_WINDOW, 0, 0, struct.pack(">L", self.recv_unacked)))
-            self.recv_unacked = 0
-        stream = self.streams.get(sid)
-        if stream is not None:
-            stream.recv_unacked += length
-            if stream.recv_unacked >= _RECV_WINDOW // 2:
-                self.out.append(_frame(_WINDOW, 0, sid, struct.pack(">L", stream.recv_unacked)))
-                stream.recv_unacked = 0
+    # -- failures -------------------------------------------------------------------------------
+    def _fail_all(self, code: str) -> None:
+        waiting, self.waiting = self.waiting, []
+        for stream in [*self.streams.values(), *waiting]:
+            stream.finish(code)
 
-    def _control(self, ftype: int, flags: int, sid: int, payload: bytes) -> None:
-        if self.header_block is not None and ftype != _CONT:
-            self._fatal("header block interrupted")
-        elif ftype == _HEADERS:
-            if flags & _PADDED:
-                payload = payload[1 : len(payload) - payload[0]]
-            if flags & _PRIORITY:
-                payload = payload[5:]
-            self.header_block = (sid, flags, bytearray(payload))
-            if flags & _END_HEADERS:
-                self._headers_done()
-        elif ftype == _CONT and self.header_block is not None:
-            self.header_block[2].extend(payload)
-            if flags & _END_HEADERS:
-                self._headers_done()
-        elif ftype == _SETTINGS and not flags & _ACK:
-            self._settings(payload)
-        elif ftype == _WINDOW:
-            self._window(sid, int.from_bytes(payload[:4], "big") & 0x7FFFFFFF)
-        elif ftype == _PING and not flags & _ACK:
-            self.out.append(_frame(_PING, _ACK, 0, payload))
-        elif ftype == _RST:
-            stream = self.streams.get(sid)
-            if stream is not None:
-                stream.finish(_RST_CODES.get(int.from_bytes(payload[:4], "big"), "INTERNAL"))
-        elif ftype == _GOAWAY:
-            self.goaway = True
-            last = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
-            for stream in [s for s in self.streams.values() if s.sid > last]:
-                stream.finish("UNAVAILABLE")
-
-    def _headers_done(self) -> None:
-        assert self.header_block is not None
-        sid, flags, block = self.header_block
-        self.header_block = None
-        try:
-            fields = self.decoder.decode(bytes(block))
-        except HPACKError:  # the connection's header state is lost: it is unusable
-            self._fatal("bad header block")
-            return
-        stream = self.streams.get(sid)
-        if stream is not None:
-            stream.headers(fields, bool(flags & _END_STREAM))
-
-    def _settings(self, payload: bytes) -> None:
-        for i in range(0, len(payload) - 5, 6):
-            key, value = struct.unpack_from(">HL", payload, i)
-            if key == 0x4:  # initial window: applies to open streams too
-                delta = value - self.peer_window
-                self.peer_window = value
-                for stream in self.streams.values():
-                    stream.send_window += delta
-            elif key == 0x5:
-                self.max_frame = value
-        self.out.append(_frame(_SETTINGS, _ACK, 0))
-        for stream in list(self.blocked):
-            self.pump(stream)
-        if not self.ready.done():
-            self.ready.set_result(None)
-
-    def _window(self, sid: int, increment: int) -> None:
-        if sid == 0:
-            self.send_window += increment
-            for stream in list(self.blocked):
-                self.pump(stream)
-        else:
-            stream = self.streams.get(sid)
-            if stream is not None:
-                stream.send_window += increment
-                if stream in self.blocked:
-                    self.pump(stream)
-
-    def _fatal(self, why: str) -> None:
-        for stream in list(self.streams.values()):
-            stream.finish("INTERNAL")
+    def _fatal(self, code: str) -> None:
+        self.goaway = True
+        self._fail_all(code)
         if self.transport is not None:
             self.transport.close()

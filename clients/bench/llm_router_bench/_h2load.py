@@ -1,9 +1,11 @@
-"""RouteStream load on the ``h2`` transport (``_h2``): closed- and open-loop, same bookkeeping.
+"""Route and RouteStream load on the ``h2`` transport (``_h2``): closed and open loop.
 
 Each RouteStream call keeps the intended send times of its unanswered requests in a queue; the
-proto answers every request once, in order, so each answer is matched to the oldest one. All
-answers that arrive in one socket read share one receive timestamp, and the requests sent in
-reply (closed loop) leave in one write.
+proto answers every request once, in order, so each answer is matched to the oldest one. Each
+Route call is one HTTP/2 stream (HEADERS, one DATA with END_STREAM; an answer, trailers); a
+closed-loop caller starts its next call when the previous one ends, on the same connection.
+All answers that arrive in one socket read share one receive timestamp, and the requests sent
+in reply (closed loop) leave in one write.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ import time
 from collections import deque
 from typing import Any
 
-from ._channel import ROUTE_STREAM, call_metadata, decision_failed
+from ._channel import ROUTE, ROUTE_STREAM, call_metadata, decision_failed
 from ._h2 import H2Connection, frame_message, status_name
 from ._options import BenchOptions
 from ._recorder import Recorder
 
-__all__ = ["H2Load", "connect"]
+__all__ = ["H2Load", "H2RouteLoad", "close_all", "connect"]
+
+_MAX_IN_FLIGHT = 50_000  # open loop: beyond this the client itself is the bottleneck
+_SWEEP_S = 0.05  # how often Route deadlines are checked
 
 
 async def connect(opts: BenchOptions) -> H2Connection:
@@ -168,6 +173,157 @@ class H2Load:
             call.stream.end()
         self._flush()
         await asyncio.gather(*(call.done for call in calls))
+
+
+class _Route:
+    """One unary Route call: one stream; ``caller`` >= 0 starts the next one when it ends."""
+
+    __slots__ = ("answers", "caller", "conn", "intended", "load", "stream")
+
+    def __init__(self, load: H2RouteLoad, conn: H2Connection, intended: float, caller: int) -> None:
+        self.load = load
+        self.conn = conn
+        self.intended = intended
+        self.caller = caller
+        self.answers = 0
+        stream = conn.open_stream(ROUTE, load.meta, self.answer, self.end, load.timeout)
+        stream.send(load.request())
+        stream.end()
+        self.stream = stream
+        load.calls.append((intended + load.timeout, self))
+
+    def answer(self, data: bytes) -> None:
+        self.answers += 1
+
+    def end(self, code: str) -> None:
+        load = self.load
+        load.in_flight -= 1
+        if code == "OK" and self.answers != 1:  # a unary answer is exactly one message
+            code = "INTERNAL"
+        if code == "OK":
+            load.rec.ok(self.intended, self.conn.received_at)
+        else:
+            load.rec.error(self.intended, code)
+        if self.caller >= 0:
+            load.next_call(self.caller, self.conn, self.conn.received_at)
+        elif load.in_flight == 0 and load.scheduled and not load.done.done():
+            load.done.set_result(None)
+
+
+class H2RouteLoad:
+    """The unary Route calls of one worker on its :class:`H2Connection` s.
+
+    Like grpc.aio's path: closed loop (``concurrency`` callers, each starting its next call when
+    the last one ends) or open loop (one call per intended send time); every call has the
+    ``timeout`` deadline (``grpc-timeout`` to the server; ``DEADLINE_EXCEEDED`` here when it
+    passes without an end).
+    """
+
+    def __init__(
+        self,
+        opts: BenchOptions,
+        index: int,
+        conns: list[H2Connection],
+        rec: Recorder,
+        start: float,
+        requests: list[bytes],
+    ) -> None:
+        self.opts = opts
+        self.index = index
+        self.conns = conns
+        self.rec = rec
+        self.start = start
+        self.timeout = opts.timeout
+        self.meta = call_metadata(opts)
+        self.framed = [frame_message(r) for r in requests]
+        self.next_k = index * 7919
+        self.in_flight = 0
+        self.callers = 0
+        self.scheduled = False  # open loop: every call has been started
+        self.calls: deque[tuple[float, _Route]] = deque()  # (deadline, call), oldest first
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def request(self) -> bytes:
+        k = self.next_k
+        self.next_k = k + 1
+        return self.framed[k % len(self.framed)]
+
+    def call(self, conn: H2Connection, intended: float, caller: int) -> bool:
+        """Start one call; False (and the call counted as failed) if the connection is gone."""
+        self.in_flight += 1
+        try:
+            _Route(self, conn, intended, caller)
+        except ConnectionError:
+            self.in_flight -= 1
+            self.rec.error(intended, "UNAVAILABLE")
+            return False
+        return True
+
+    def next_call(self, caller: int, conn: H2Connection, now: float) -> None:
+        """Closed loop: ``caller``'s next call, unless the gate closed or the connection did."""
+        if not (self.rec.gate.allow(now) and self.call(conn, now, caller)):
+            self.callers -= 1
+            if self.callers == 0 and not self.done.done():
+                self.done.set_result(None)
+
+    async def _sweep(self) -> None:
+        """Fail the calls whose deadline passed (``DEADLINE_EXCEEDED``), oldest first."""
+        calls = self.calls
+        while True:
+            await asyncio.sleep(_SWEEP_S)
+            now = time.monotonic()
+            while calls and (calls[0][1].stream.finished or calls[0][0] <= now):
+                _, call = calls.popleft()
+                if not call.stream.finished:
+                    call.conn.reset(call.stream, "DEADLINE_EXCEEDED")
+                    call.conn.flush()
+
+    async def _until_done(self) -> None:
+        sweeper = asyncio.ensure_future(self._sweep())
+        try:
+            await self.done
+        finally:
+            sweeper.cancel()
+
+    async def run_closed(self, concurrency: int) -> None:
+        """Keep ``concurrency`` calls in flight (caller ``j`` on connection ``j % n``)."""
+        self.callers = concurrency
+        conns = self.conns
+        for j in range(concurrency):
+            self.next_call(j, conns[j % len(conns)], time.monotonic())
+        for conn in conns:
+            conn.flush()
+        await self._until_done()
+
+    async def run_open(self, rate: float, workers: int) -> None:
+        """Start a call every 1/``rate`` s, round-robin over the connections."""
+        conns = self.conns
+        interval = 1.0 / rate
+        base = self.start + interval * self.index / max(1, workers)
+        allow, now = self.rec.gate.allow, time.monotonic
+        k = 0
+        running = True
+        while running:
+            intended = base + k * interval
+            delay = intended - now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            while self.in_flight >= _MAX_IN_FLIGHT:
+                await asyncio.sleep(0.001)
+            t = now()
+            while intended <= t:  # everything due by now, in one write per connection
+                if not allow(intended):
+                    running = False
+                    break
+                self.call(conns[k % len(conns)], intended, -1)
+                k += 1
+                intended = base + k * interval
+            for conn in conns:
+                conn.flush()
+        self.scheduled = True
+        if self.in_flight == 0:
+            self.done.set_result(None)
+        await self._until_done()
 
 
 def close_all(conns: list[Any]) -> None:

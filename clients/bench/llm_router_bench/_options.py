@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["EVENT_LOOPS", "RPCS", "TRANSPORTS", "BenchOptions"]
+__all__ = ["DEFAULT_TRANSPORT", "EVENT_LOOPS", "RPCS", "TRANSPORTS", "BenchOptions"]
 
 RPCS = ("route", "route-stream", "complete")
 EVENT_LOOPS = ("uvloop", "asyncio")
 TRANSPORTS = ("h2", "grpc")
+# the transport when none is given, per RPC (measured: docs/loadgen.md, "Client cost")
+DEFAULT_TRANSPORT = {"route-stream": "h2", "route": "grpc", "complete": "grpc"}
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,10 @@ class BenchOptions:
         progress: print a progress line to stderr once a second.
         event_loop: ``uvloop`` (the default: about a quarter less client CPU per call) or
             ``asyncio``.
-        transport: RouteStream only: ``h2`` (gRPC messages written into HTTP/2 frames by this
-            package, ``_h2``: several times less client CPU per call) or ``grpc`` (grpc.aio).
-            Route and Complete always use grpc.aio.
+        transport: Route and RouteStream: ``h2`` (gRPC messages on HTTP/2 through the ``h2``
+            protocol library, ``_h2``) or ``grpc`` (grpc.aio); "" picks the measured cheaper
+            one per RPC (``DEFAULT_TRANSPORT``: ``h2`` for RouteStream, ``grpc`` for Route).
+            Complete always uses grpc.aio.
     """
 
     target: str
@@ -68,7 +71,7 @@ class BenchOptions:
     timeout: float = 30.0
     progress: bool = True
     event_loop: str = "uvloop"
-    transport: str = "h2"
+    transport: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -76,12 +79,14 @@ class BenchOptions:
             raise ValueError(
                 f"event_loop must be one of {', '.join(EVENT_LOOPS)}, not {self.event_loop!r}"
             )
+        if self.rpc not in RPCS:
+            raise ValueError(f"rpc must be one of {', '.join(RPCS)}, not {self.rpc!r}")
+        if not self.transport:
+            object.__setattr__(self, "transport", DEFAULT_TRANSPORT[self.rpc])
         if self.transport not in TRANSPORTS:
             raise ValueError(
                 f"transport must be one of {', '.join(TRANSPORTS)}, not {self.transport!r}"
             )
-        if self.rpc not in RPCS:
-            raise ValueError(f"rpc must be one of {', '.join(RPCS)}, not {self.rpc!r}")
         if (self.concurrency is None) == (self.rate is None):
             raise ValueError("give exactly one of concurrency (closed loop) and rate (open loop)")
         if self.concurrency is not None and self.concurrency < 1:

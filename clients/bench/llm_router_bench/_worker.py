@@ -16,7 +16,7 @@ from grpc import aio
 from llm_router.v1 import router_pb2_grpc
 
 from ._channel import build_requests, call_metadata, decision_failed, open_channel, raw_methods
-from ._h2load import H2Load, close_all, connect
+from ._h2load import H2Load, H2RouteLoad, close_all, connect
 from ._options import BenchOptions
 from ._recorder import Gate, Recorder
 
@@ -273,6 +273,13 @@ async def _connect(plan: WorkerPlan, h2: bool) -> tuple[list[Any], str]:
 async def _run_h2(plan: WorkerPlan, conns: list[Any], rec: Recorder, start: float) -> None:
     opts = plan.opts
     requests = [r.SerializeToString() for r in build_requests(opts, plan.prompts)]
+    if opts.rpc == "route":
+        route = H2RouteLoad(opts, plan.index, conns, rec, start, requests)
+        if opts.mode == "closed":
+            await route.run_closed(plan.concurrency)
+        else:
+            await route.run_open(plan.rate, opts.workers)
+        return
     load = H2Load(opts, plan.index, conns, rec, start, requests)
     if opts.mode == "closed":
         await load.run_closed(_split(plan.concurrency, plan.streams))
@@ -284,7 +291,7 @@ async def _run(
     plan: WorkerPlan, progress: MutableSequence[int], ready: Callable[[str], float]
 ) -> dict[str, Any]:
     opts = plan.opts
-    h2 = opts.rpc == "route-stream" and opts.transport == "h2"
+    h2 = opts.rpc != "complete" and opts.transport == "h2"
     conns, problem = await _connect(plan, h2)
     if problem:
         ready(problem)

@@ -287,6 +287,8 @@ class H2RouteLoad:
 
     async def run_closed(self, concurrency: int) -> None:
         """Keep ``concurrency`` calls in flight (caller ``j`` on connection ``j % n``)."""
+        if concurrency < 1:
+            return
         self.callers = concurrency
         conns = self.conns
         for j in range(concurrency):

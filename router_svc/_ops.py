@@ -18,7 +18,8 @@ from router_svc._accounting import BudgetGuard, SpendSync, most_capable
 from router_svc._events import CompletionResult, Delta
 from router_svc._metrics import Metrics
 from router_svc._monitor import Monitor
-from router_svc._recorder import KnownRequest, Recorder
+from router_svc._recent import KnownRequest
+from router_svc._recorder import Recorder
 from router_svc._shadow import Shadower
 from router_svc._storage import DecisionRecord, FeedbackRecord, open_store
 

@@ -11,30 +11,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import structlog
 
 from router_core.errors import StorageError
 from router_svc._metrics import Metrics
+from router_svc._recent import KnownRequest, RecentRequests
 from router_svc._storage import DecisionRecord, DecisionStore, FeedbackRecord
 
-__all__ = ["KnownRequest", "Recorder"]
+__all__ = ["Recorder"]
 
 log = structlog.get_logger("llm_router.recorder")
 
 _Item = DecisionRecord | FeedbackRecord
-
-
-@dataclass(frozen=True, slots=True)
-class KnownRequest:
-    """What feedback needs to know about a recent request without reading the database."""
-
-    model: str
-    category: str
-    ab_arm: str
 
 
 class Recorder:
@@ -76,8 +67,7 @@ class Recorder:
         self.prepare = prepare
         self.after_flush = after_flush
         self._lock = threading.Lock()
-        self._known: OrderedDict[str, KnownRequest] = OrderedDict()
-        self._remember = remember
+        self._known = RecentRequests(remember)
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -93,10 +83,7 @@ class Recorder:
     def record(self, rec: DecisionRecord) -> bool:
         """Queue a decision; False if it displaced the oldest queued record (queue full)."""
         with self._lock:
-            self._known[rec.request_id] = KnownRequest(rec.model, rec.category, rec.ab_arm)
-            self._known.move_to_end(rec.request_id)
-            if len(self._known) > self._remember:
-                self._known.popitem(last=False)
+            self._known.add(rec.request_id, rec.model, rec.category, rec.ab_arm)
             return self._append(rec)
 
     def known(self, request_id: str) -> KnownRequest | None:

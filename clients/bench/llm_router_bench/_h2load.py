@@ -101,8 +101,9 @@ class _Call:
             self.done.set_result(None)
 
 
-class H2Load:
-    """The RouteStream calls of one worker on its :class:`H2Connection` s."""
+class _H2Calls:
+    """What the RouteStream and Route loads of one worker share: its connections, recorder and
+    the framed requests, handed out round-robin."""
 
     def __init__(
         self,
@@ -126,6 +127,10 @@ class H2Load:
         k = self.next_k
         self.next_k = k + 1
         return self.framed[k % len(self.framed)]
+
+
+class H2Load(_H2Calls):
+    """The RouteStream calls of one worker on its :class:`H2Connection` s."""
 
     def _flush(self) -> None:
         for conn in self.conns:
@@ -210,7 +215,7 @@ class _Route:
             load.done.set_result(None)
 
 
-class H2RouteLoad:
+class H2RouteLoad(_H2Calls):
     """The unary Route calls of one worker on its :class:`H2Connection` s.
 
     Like grpc.aio's path: closed loop (``concurrency`` callers, each starting its next call when
@@ -228,25 +233,13 @@ class H2RouteLoad:
         start: float,
         requests: list[bytes],
     ) -> None:
-        self.opts = opts
-        self.index = index
-        self.conns = conns
-        self.rec = rec
-        self.start = start
+        super().__init__(opts, index, conns, rec, start, requests)
         self.timeout = opts.timeout
-        self.meta = call_metadata(opts)
-        self.framed = [frame_message(r) for r in requests]
-        self.next_k = index * 7919
         self.in_flight = 0
         self.callers = 0
         self.scheduled = False  # open loop: every call has been started
         self.calls: deque[tuple[float, _Route]] = deque()  # (deadline, call), oldest first
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def request(self) -> bytes:
-        k = self.next_k
-        self.next_k = k + 1
-        return self.framed[k % len(self.framed)]
 
     def call(self, conn: H2Connection, intended: float, caller: int) -> bool:
         """Start one call; False (and the call counted as failed) if the connection is gone."""

@@ -304,8 +304,9 @@ async def _run(
             plan.quota,
         )
         rec = Recorder(gate, progress, 2 * plan.index)
-        delay = start - time.monotonic()
-        if delay > 0:
+        # uvloop's timers have 1 ms resolution and may fire just before ``start`` on this
+        # clock; a call sent then would be warm-up (not counted) even with no warm-up
+        while (delay := start - time.monotonic()) > 0:
             await asyncio.sleep(delay)
         cpu0 = time.process_time()  # this process, all threads (grpc's included)
         if h2:

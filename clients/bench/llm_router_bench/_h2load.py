@@ -14,6 +14,7 @@ import asyncio
 import ssl
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._channel import ROUTE, ROUTE_STREAM, call_metadata, decision_failed
@@ -128,13 +129,44 @@ class _H2Calls:
         self.next_k = k + 1
         return self.framed[k % len(self.framed)]
 
-
-class H2Load(_H2Calls):
-    """The RouteStream calls of one worker on its :class:`H2Connection` s."""
-
     def _flush(self) -> None:
         for conn in self.conns:
             conn.flush()
+
+    async def _schedule(
+        self,
+        rate: float,
+        workers: int,
+        send: Callable[[int, float], None],
+        throttle: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Open loop: ``send(k, intended)`` for the k-th intended send time at ``rate``/s (this
+        worker's share, offset between workers) until the gate closes; everything due at once
+        goes out in one write per connection."""
+        interval = 1.0 / rate
+        base = self.start + interval * self.index / max(1, workers)
+        allow, now = self.rec.gate.allow, time.monotonic
+        k = 0
+        while True:
+            intended = base + k * interval
+            delay = intended - now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if throttle is not None:
+                await throttle()
+            t = now()
+            while intended <= t:
+                if not allow(intended):
+                    self._flush()
+                    return
+                send(k, intended)
+                k += 1
+                intended = base + k * interval
+            self._flush()
+
+
+class H2Load(_H2Calls):
+    """The RouteStream calls of one worker on its :class:`H2Connection` s."""
 
     async def run_closed(self, depths: list[int]) -> None:
         """Keep ``depths[s]`` requests in flight on call ``s`` until the gate closes."""
@@ -149,30 +181,16 @@ class H2Load(_H2Calls):
     async def run_open(self, streams: int, rate: float, workers: int) -> None:
         """Send at ``rate``/s round-robin over ``streams`` calls, on a fixed schedule."""
         calls = [_Call(self, self.conns[s % len(self.conns)], 0) for s in range(streams)]
-        interval = 1.0 / rate
-        base = self.start + interval * self.index / max(1, workers)
-        allow, now = self.rec.gate.allow, time.monotonic
-        k = 0
-        running = True
-        while running:
-            intended = base + k * interval
-            delay = intended - now()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            t = now()
-            while intended <= t:  # everything due by now, in one write
-                if not allow(intended):
-                    running = False
-                    break
-                call = calls[k % len(calls)]
-                if call.code:  # that call already ended: its share of the schedule fails
-                    self.rec.error(intended, call.code if call.code != "OK" else "INTERNAL")
-                else:
-                    call.pending.append(intended)
-                    call.stream.send(self.request())
-                k += 1
-                intended = base + k * interval
-            self._flush()
+
+        def send(k: int, intended: float) -> None:
+            call = calls[k % len(calls)]
+            if call.code:  # that call already ended: its share of the schedule fails
+                self.rec.error(intended, call.code if call.code != "OK" else "INTERNAL")
+            else:
+                call.pending.append(intended)
+                call.stream.send(self.request())
+
+        await self._schedule(rate, workers, send)
         for call in calls:
             call.ending = True
             call.stream.end()
@@ -293,28 +311,15 @@ class H2RouteLoad(_H2Calls):
     async def run_open(self, rate: float, workers: int) -> None:
         """Start a call every 1/``rate`` s, round-robin over the connections."""
         conns = self.conns
-        interval = 1.0 / rate
-        base = self.start + interval * self.index / max(1, workers)
-        allow, now = self.rec.gate.allow, time.monotonic
-        k = 0
-        running = True
-        while running:
-            intended = base + k * interval
-            delay = intended - now()
-            if delay > 0:
-                await asyncio.sleep(delay)
+
+        async def throttle() -> None:
             while self.in_flight >= _MAX_IN_FLIGHT:
                 await asyncio.sleep(0.001)
-            t = now()
-            while intended <= t:  # everything due by now, in one write per connection
-                if not allow(intended):
-                    running = False
-                    break
-                self.call(conns[k % len(conns)], intended, -1)
-                k += 1
-                intended = base + k * interval
-            for conn in conns:
-                conn.flush()
+
+        def send(k: int, intended: float) -> None:
+            self.call(conns[k % len(conns)], intended, -1)
+
+        await self._schedule(rate, workers, send, throttle)
         self.scheduled = True
         if self.in_flight == 0:
             self.done.set_result(None)

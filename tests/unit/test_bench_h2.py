@@ -23,7 +23,8 @@ from h2.events import (
     WindowUpdated,
 )
 from h2.settings import SettingCodes, Settings
-from llm_router_bench._h2 import H2Connection, H2Stream, frame_message
+from llm_router_bench._h2 import H2Connection
+from llm_router_bench._h2stream import H2Stream, frame_message
 
 OK_HEAD = [(b":status", b"200"), (b"content-type", b"application/grpc")]
 

@@ -39,9 +39,9 @@ from h2.exceptions import (
 )
 from h2.settings import SettingCodes, Settings
 
-from ._h2stream import H2Stream, frame_message, grpc_timeout, rst_status, status_name
+from ._h2stream import H2Stream, grpc_timeout, rst_status
 
-__all__ = ["H2Connection", "H2Stream", "frame_message", "status_name"]
+__all__ = ["H2Connection"]
 
 _RECV_WINDOW = 1 << 24  # what we let the server send before we acknowledge
 _DEFAULT_WINDOW = 65_535

@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._channel import ROUTE, ROUTE_STREAM, call_metadata, decision_failed
-from ._h2 import H2Connection, frame_message, status_name
+from ._h2 import H2Connection
+from ._h2stream import frame_message, status_name
 from ._options import BenchOptions
 from ._recorder import Recorder
 
